@@ -1,0 +1,246 @@
+//! [`Client`]: where requests go, and the identifying headers every request carries.
+
+use std::{fmt, time::Duration};
+
+use crate::{
+    Error, generated,
+    headers::{CallerHeaders, MerchantSerialNumber, SystemHeaders},
+};
+
+/// The partner token path as documented today.
+pub const PARTNER_TOKEN_PATH: &str = "/miami/v1/token";
+/// The name the partner token path is announced to get "when the internal technical
+/// dependencies are resolved". Switch with [`ClientBuilder::partner_token_path`].
+pub const RENAMED_PARTNER_TOKEN_PATH: &str = "/authentication/v1/token";
+
+/// Time allowed to open a connection, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a whole request, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A Vipps MobilePay environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// `https://apitest.vipps.no`: test keys, the test app, test data.
+    Test,
+    /// `https://api.vipps.no`: production keys, the real app, live data.
+    Production,
+}
+
+impl Environment {
+    /// The environment's base URL.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Self::Test => "https://apitest.vipps.no",
+            Self::Production => "https://api.vipps.no",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Test => "test",
+            Self::Production => "production",
+        })
+    }
+}
+
+/// A client for the Access Token API. Cheap to clone: clones share one connection pool.
+///
+/// ```
+/// use vipps_access_token::{Client, Environment, SystemHeaders};
+///
+/// let client = Client::builder(Environment::Test)
+///     .system_headers(SystemHeaders::new("acme", "3.1.2").with_plugin("acme-webshop", "4.5.6"))
+///     .merchant_serial_number("123456")
+///     .build()?;
+/// # Ok::<(), vipps_access_token::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) api: generated::Client,
+    pub(crate) base_url: String,
+    pub(crate) caller: CallerHeaders,
+    pub(crate) partner_token_path: String,
+}
+
+impl Client {
+    /// A client for `environment` with the default settings.
+    pub fn new(environment: Environment) -> Result<Self, Error> {
+        Self::builder(environment).build()
+    }
+
+    /// Starts configuring a client for `environment`.
+    pub fn builder(environment: Environment) -> ClientBuilder {
+        ClientBuilder::with_base_url(environment.base_url())
+    }
+
+    /// The base URL requests go to, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The same client, sending another `Merchant-Serial-Number`: for partners that act
+    /// for many merchants with one set of keys.
+    pub fn with_merchant_serial_number(&self, msn: &str) -> Result<Self, Error> {
+        let mut client = self.clone();
+        client.caller.merchant_serial_number = Some(MerchantSerialNumber::new(msn)?);
+        Ok(client)
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        use progenitor_client::ClientInfo;
+        self.api.client()
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+/// Configures a [`Client`]. Every value is checked in [`ClientBuilder::build`], before
+/// anything is sent.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ClientBuilder {
+    base_url: String,
+    system: SystemHeaders,
+    merchant_serial_number: Option<String>,
+    partner_token_path: String,
+    http: Option<reqwest::Client>,
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Starts configuring a client for any base URL: a proxy, a mock, a local server.
+    pub fn with_base_url(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            system: SystemHeaders::default(),
+            merchant_serial_number: None,
+            partner_token_path: PARTNER_TOKEN_PATH.to_owned(),
+            http: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The `Vipps-System-*` headers to send on every call.
+    pub fn system_headers(mut self, system: SystemHeaders) -> Self {
+        self.system = system;
+        self
+    }
+
+    /// The `Merchant-Serial-Number` header to send on every call.
+    pub fn merchant_serial_number(mut self, msn: impl Into<String>) -> Self {
+        self.merchant_serial_number = Some(msn.into());
+        self
+    }
+
+    /// The partner token path, [`PARTNER_TOKEN_PATH`] by default. Set it to
+    /// [`RENAMED_PARTNER_TOKEN_PATH`] once the endpoint is renamed.
+    pub fn partner_token_path(mut self, path: impl Into<String>) -> Self {
+        self.partner_token_path = path.into();
+        self
+    }
+
+    /// Time allowed to open a connection ([`DEFAULT_CONNECT_TIMEOUT`] by default).
+    /// Ignored when [`Self::http_client`] is given.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for a whole request ([`DEFAULT_TIMEOUT`] by default).
+    /// Ignored when [`Self::http_client`] is given.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Uses your own `reqwest::Client` (proxies, TLS roots, pools). Configure it not to
+    /// follow redirects: the credentials travel in headers.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Checks every value and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let base_url = checked_base_url(&self.base_url)?;
+        self.system.validate()?;
+        let merchant_serial_number = self
+            .merchant_serial_number
+            .as_deref()
+            .map(MerchantSerialNumber::new)
+            .transpose()?;
+        if !self.partner_token_path.starts_with('/') || self.partner_token_path.contains(['?', '#'])
+        {
+            return Err(Error::invalid_input(
+                "partner_token_path",
+                "must be a path starting with `/`, such as /authentication/v1/token",
+            ));
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => default_http_client(self.connect_timeout, self.timeout)?,
+        };
+        Ok(Client {
+            api: generated::Client::new_with_client(&base_url, http),
+            base_url,
+            caller: CallerHeaders {
+                merchant_serial_number,
+                system: self.system,
+            },
+            partner_token_path: self.partner_token_path,
+        })
+    }
+}
+
+/// A reqwest client that never follows redirects (credentials travel in headers and must
+/// not reach another host) and gives up after the given times.
+fn default_http_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .map_err(|_| Error::invalid_input("http_client", "could not be set up (TLS roots?)"))
+}
+
+/// Parses the base URL and drops a trailing slash; it must be http(s) with no query.
+fn checked_base_url(base_url: &str) -> Result<String, Error> {
+    let url = url::Url::parse(base_url).map_err(|e| {
+        Error::invalid_input(
+            "base_url",
+            format!("is not a URL ({e}); use for example https://apitest.vipps.no"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::invalid_input(
+            "base_url",
+            "must be an http or https URL with a host",
+        ));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(Error::invalid_input(
+            "base_url",
+            "must not carry a query, a fragment or credentials",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}

@@ -1,0 +1,360 @@
+//! One error type for every way a token request can fail, and the parsed error bodies.
+//!
+//! Each message says what went wrong and what to do about it. No message holds a
+//! secret: credentials are never echoed, and bodies are shown as short redacted excerpts.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::redact::excerpt;
+
+/// Everything that can go wrong when asking for a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value was rejected before anything was sent.
+    #[error("{field} {reason}; nothing was sent")]
+    InvalidInput {
+        /// The field or header at fault, for example `Merchant-Serial-Number`.
+        field: &'static str,
+        /// Why it was rejected. Never contains the value itself.
+        reason: String,
+    },
+    /// The API answered with a status other than 200.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The request did not complete: no connection, a timeout, a broken connection.
+    #[error("{}", transport_message(.0))]
+    Transport(#[source] reqwest::Error),
+    /// The API answered 200 with a body that is not a token response.
+    #[error(
+        "the token response (HTTP {status}) could not be read: {}{reason}; body starts: {excerpt:?}. \
+         Check that the base URL points at the Access Token API and not at a proxy or login page",
+        .field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default()
+    )]
+    InvalidResponse {
+        /// The HTTP status of the response.
+        status: u16,
+        /// The field that could not be read, when one can be named.
+        field: Option<String>,
+        /// What was wrong with it.
+        reason: String,
+        /// The start of the body, with anything that looks like a token or key redacted.
+        excerpt: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid_input(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The HTTP status the API answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api(api) => Some(api.status),
+            Self::InvalidResponse { status, .. } => Some(*status),
+            Self::Transport(error) => error.status().map(|s| s.as_u16()),
+            Self::InvalidInput { .. } => None,
+        }
+    }
+
+    /// True when the API rejected the credentials (401 or 403): retrying will not help.
+    pub fn is_credentials_rejected(&self) -> bool {
+        matches!(self, Self::Api(api) if api.status == 401 || api.status == 403)
+    }
+}
+
+fn transport_message(error: &reqwest::Error) -> String {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_redirect() {
+        "was redirected, which is refused so that credentials never reach another host"
+    } else if error.is_body() || error.is_decode() {
+        "broke off while reading the response"
+    } else {
+        "failed"
+    };
+    let url = error.url().map(|u| format!(" to {u}")).unwrap_or_default();
+    format!(
+        "the token request{url} {what}: check the base URL, the network and any proxy; \
+         retrying later is safe"
+    )
+}
+
+/// An answer from the API with a status other than 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: u16,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// Builds the error from the status and the raw body, parsing the body's shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Self {
+        Self {
+            status,
+            body: ErrorBody::parse(body),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The body, parsed into one of the documented shapes where it has one.
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+
+    /// What to do about this answer, in one sentence.
+    pub fn hint(&self) -> &'static str {
+        let body = &self.body;
+        match self.status {
+            400 if body.mentions_any(&["AADSTS700016", "AADSTS70001"]) => {
+                "the client_id was not found: check it, and that test keys go to the test \
+                 environment (apitest.vipps.no) and production keys to production (api.vipps.no)"
+            }
+            400 if body.error_code() == Some("unsupported_grant_type") => {
+                "the partner endpoint needs the form body grant_type=client_credentials"
+            }
+            400 => {
+                "the request was refused: check client_id, client_secret and that the keys \
+                 belong to the environment you call"
+            }
+            401 if body.mentions_any(&["subscription key"]) => {
+                "the subscription key is missing or wrong: use the Ocp-Apim-Subscription-Key \
+                 of the same sales unit and environment as the client_id"
+            }
+            401 => {
+                "the credentials were rejected: check client_secret (and the subscription key), \
+                 and that test keys are not used against production or the other way round"
+            }
+            403 => {
+                "the keys are valid but lack access: the product may not be active for this \
+                 sales unit, or these keys need the other token endpoint (management and \
+                 accounting keys use the partner flow)"
+            }
+            404 => {
+                "nothing answers at this path: check the base URL (https://api.vipps.no or \
+                 https://apitest.vipps.no) and the token path"
+            }
+            408 | 429 => "the API asks you to slow down: retry later, with backoff",
+            500..=599 => {
+                "a server error on Vipps MobilePay's side: retry later, with backoff; if it \
+                 persists, report the status and any trace id to Vipps MobilePay"
+            }
+            _ => "an undocumented answer: check the base URL and any proxy in between",
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reason = reqwest::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        write!(
+            f,
+            "the Access Token API answered HTTP {} {reason}: {}; {}",
+            self.status,
+            self.body,
+            self.hint()
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// An error body, in one of the shapes the API is known to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorBody {
+    /// Azure AD's shape, from `POST /accesstoken/get` (`AADSTS...` errors).
+    AzureAd(AzureAdError),
+    /// The API gateway's shape: `{"statusCode": 401, "message": "..."}`, or its 404
+    /// shape with `responseInfo`.
+    Gateway(GatewayError),
+    /// OAuth 2.0's shape (RFC 6749 section 5.2), from the partner endpoint.
+    OAuth(OAuthError),
+    /// No body at all.
+    Empty,
+    /// Anything else (an HTML page from a proxy, say), kept as text.
+    Text(String),
+}
+
+/// Azure AD's error body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AzureAdError {
+    /// The OAuth error code, for example `unauthorized_client`.
+    pub error: String,
+    /// A description starting with an `AADSTS` code.
+    #[serde(default)]
+    pub error_description: Option<String>,
+    /// The numeric `AADSTS` codes, for example `[700016]`.
+    #[serde(default)]
+    pub error_codes: Vec<u64>,
+    /// When it happened, for example `2022-11-17 11:37:08Z`.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// The trace id to quote to support.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// The correlation id to quote to support.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// A link to Microsoft's description of the error.
+    #[serde(default)]
+    pub error_uri: Option<String>,
+}
+
+/// The API gateway's error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    /// The status the gateway reports in the body, where it does.
+    pub status_code: Option<u64>,
+    /// The gateway's message.
+    pub message: String,
+}
+
+/// An OAuth 2.0 error body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OAuthError {
+    /// The error code, for example `invalid_client`.
+    pub error: String,
+    /// A human-readable description.
+    #[serde(default)]
+    pub error_description: Option<String>,
+    /// A link to a description of the error.
+    #[serde(default)]
+    pub error_uri: Option<String>,
+}
+
+/// The gateway's two shapes: `{statusCode, message}` and `{responseInfo: {...}, result: {...}}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GatewayWire {
+    Plain {
+        #[serde(rename = "statusCode", default, deserialize_with = "optional_number")]
+        status_code: Option<u64>,
+        message: String,
+    },
+    NotFound {
+        #[serde(rename = "responseInfo")]
+        response_info: ResponseInfo,
+    },
+}
+
+#[derive(Deserialize)]
+struct ResponseInfo {
+    #[serde(rename = "responseCode", default, deserialize_with = "optional_number")]
+    response_code: Option<u64>,
+    #[serde(rename = "responseMessage", default)]
+    response_message: Option<String>,
+}
+
+fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    crate::response::integer_or_digits(d).map(Some)
+}
+
+/// Fields only Azure AD sends; any of them tells its shape from plain OAuth 2.0.
+const AZURE_AD_FIELDS: [&str; 4] = ["error_codes", "trace_id", "correlation_id", "timestamp"];
+
+impl ErrorBody {
+    /// Recognises the shape of `body`; falls back to [`ErrorBody::Text`].
+    pub fn parse(body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(body);
+        if text.trim().is_empty() {
+            return Self::Empty;
+        }
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
+            return Self::Text(text.into_owned());
+        };
+        let value = serde_json::Value::Object(map);
+        if value.get("error").is_some_and(|e| e.is_string()) {
+            let azure = AZURE_AD_FIELDS.iter().any(|f| value.get(f).is_some());
+            let parsed = if azure {
+                AzureAdError::deserialize(&value).map(Self::AzureAd)
+            } else {
+                OAuthError::deserialize(&value).map(Self::OAuth)
+            };
+            if let Ok(parsed) = parsed {
+                return parsed;
+            }
+        }
+        match GatewayWire::deserialize(&value) {
+            Ok(GatewayWire::Plain {
+                status_code,
+                message,
+            }) => Self::Gateway(GatewayError {
+                status_code,
+                message,
+            }),
+            Ok(GatewayWire::NotFound { response_info }) => Self::Gateway(GatewayError {
+                status_code: response_info.response_code,
+                message: response_info.response_message.unwrap_or_default(),
+            }),
+            Err(_) => Self::Text(text.into_owned()),
+        }
+    }
+
+    /// The OAuth-style error code (`unauthorized_client`, `invalid_client`, ...), if any.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Self::AzureAd(e) => Some(&e.error),
+            Self::OAuth(e) => Some(&e.error),
+            _ => None,
+        }
+    }
+
+    /// The server's human-readable description, if any.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            Self::AzureAd(e) => e.error_description.as_deref(),
+            Self::OAuth(e) => e.error_description.as_deref(),
+            Self::Gateway(e) => Some(&e.message),
+            Self::Empty | Self::Text(_) => None,
+        }
+    }
+
+    fn mentions_any(&self, needles: &[&str]) -> bool {
+        let description = self.description().unwrap_or_default();
+        needles.iter().any(|n| description.contains(n))
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AzureAd(e) => {
+                write!(f, "{}", e.error)?;
+                if let Some(d) = &e.error_description {
+                    // Azure appends trace lines after the first; the first says it all.
+                    write!(f, " ({})", d.lines().next().unwrap_or_default())?;
+                }
+                if let Some(t) = &e.trace_id {
+                    write!(f, " [trace id {t}]")?;
+                }
+                Ok(())
+            }
+            Self::OAuth(e) => {
+                write!(f, "{}", e.error)?;
+                match &e.error_description {
+                    Some(d) => write!(f, " ({d})"),
+                    None => Ok(()),
+                }
+            }
+            Self::Gateway(e) => write!(f, "{}", e.message),
+            Self::Empty => f.write_str("empty body"),
+            Self::Text(text) => write!(f, "body starts {:?}", excerpt(text.as_bytes())),
+        }
+    }
+}

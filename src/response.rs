@@ -1,0 +1,118 @@
+//! The token responses as they arrive on the wire, read tolerantly.
+//!
+//! The real `POST /accesstoken/get` sends its numbers as JSON strings (`"86398"`), the
+//! spec 1.0.1 says `integer`, the spec 2.0.0 says `string`, and the partner endpoint's
+//! docs show `expires_in` as the number `900`. Every numeric field here takes either a
+//! JSON integer or a string of digits; anything else is an error that names the field.
+//! build.rs makes the generated client deserialise into these types.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, de};
+
+use crate::credentials::TokenSecret;
+
+/// The body of a successful `POST /accesstoken/get` (and of the legacy endpoint).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct StandardTokenResponse {
+    /// Always `Bearer` in practice.
+    pub token_type: String,
+    /// Seconds the token is valid for, counted from when it was issued.
+    #[serde(deserialize_with = "integer_or_digits")]
+    pub expires_in: u64,
+    /// Extra expiry time; documented as not used.
+    #[serde(deserialize_with = "integer_or_digits")]
+    pub ext_expires_in: u64,
+    /// Expiry as Unix time (seconds), by the server's clock.
+    #[serde(deserialize_with = "integer_or_digits")]
+    pub expires_on: u64,
+    /// Issue time as Unix time (seconds), by the server's clock.
+    #[serde(deserialize_with = "integer_or_digits")]
+    pub not_before: u64,
+    /// The resource the token was issued for; not used in token validation.
+    pub resource: String,
+    /// The token itself: a JWT.
+    pub access_token: TokenSecret,
+}
+
+/// The body of a successful partner-flow `POST /miami/v1/token`: plain OAuth 2.0.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct PartnerTokenResponse {
+    /// The token itself: a JWT.
+    pub access_token: TokenSecret,
+    /// Always `Bearer` in practice.
+    pub token_type: String,
+    /// Seconds the token is valid for (900: 15 minutes).
+    #[serde(deserialize_with = "integer_or_digits")]
+    pub expires_in: u64,
+}
+
+/// Deserialises a `u64` from a JSON integer or from a string of ASCII digits.
+///
+/// Public so that other crates reading Vipps MobilePay responses can use the same rule:
+/// `#[serde(deserialize_with = "vipps_access_token::integer_or_digits")]`.
+pub fn integer_or_digits<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    deserializer.deserialize_any(IntegerOrDigits)
+}
+
+struct IntegerOrDigits;
+
+impl de::Visitor<'_> for IntegerOrDigits {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative integer, as a JSON number or a string of digits")
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<u64, E> {
+        Ok(value)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<u64, E> {
+        u64::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<u64, E> {
+        let digits_only = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let parsed = if digits_only {
+            value.parse().ok()
+        } else {
+            None
+        };
+        parsed.ok_or_else(|| E::invalid_value(de::Unexpected::Str(value), &self))
+    }
+}
+
+/// Parses a token body, naming the field that failed (`expires_in: invalid value ...`).
+pub(crate) fn parse_token_body<T: de::DeserializeOwned>(body: &[u8]) -> Result<T, ParseFailure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseFailure {
+            field: None,
+            reason: "the body is empty".to_owned(),
+        });
+    }
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let reason = inner.to_string();
+        // serde names a missing field in its message but not in the path.
+        let field = match path.as_str() {
+            "." | "" => missing_field(&reason),
+            _ => Some(path),
+        };
+        ParseFailure { field, reason }
+    })
+}
+
+/// Why a body could not be read as a token response.
+#[derive(Debug)]
+pub(crate) struct ParseFailure {
+    pub(crate) field: Option<String>,
+    pub(crate) reason: String,
+}
+
+fn missing_field(reason: &str) -> Option<String> {
+    let rest = reason.strip_prefix("missing field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}

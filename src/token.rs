@@ -1,0 +1,213 @@
+//! [`AccessToken`]: a token, when it expires, and the headers for later API calls.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+
+use crate::{
+    Error,
+    credentials::{SubscriptionKey, TokenSecret},
+    headers::{CallerHeaders, secret_header_value},
+    response::{PartnerTokenResponse, StandardTokenResponse},
+};
+
+/// Which endpoint issued a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// `POST /accesstoken/get`.
+    Standard,
+    /// `POST /miami/v1/token` (or its announced name `/authentication/v1/token`).
+    Partner,
+    /// `POST /api/v2/accesstoken/jwt`, deprecated.
+    Legacy,
+}
+
+/// When a request was sent, by both clocks: expiry is computed from the moment
+/// *before* sending, so that latency can only make the token look older, never younger.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SentAt {
+    pub(crate) instant: Instant,
+    pub(crate) wall: SystemTime,
+}
+
+impl SentAt {
+    pub(crate) fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// An access token and everything needed to use it.
+///
+/// `Debug` shows when it expires but never the token or the subscription key.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    secret: TokenSecret,
+    token_type: String,
+    flow: Flow,
+    sent_at: SentAt,
+    expires_in: Duration,
+    server_expires_on: Option<SystemTime>,
+    server_not_before: Option<SystemTime>,
+    resource: Option<String>,
+    call_headers: HeaderMap,
+}
+
+impl AccessToken {
+    pub(crate) fn from_standard(
+        body: StandardTokenResponse,
+        flow: Flow,
+        sent_at: SentAt,
+        subscription_key: &SubscriptionKey,
+        caller: &CallerHeaders,
+    ) -> Result<Self, Error> {
+        let mut token = Self::new(
+            body.access_token,
+            body.token_type,
+            body.expires_in,
+            flow,
+            sent_at,
+        )?;
+        token.server_expires_on = Some(unix_seconds(body.expires_on));
+        token.server_not_before = Some(unix_seconds(body.not_before));
+        token.resource = Some(body.resource);
+        token.call_headers.insert(
+            HeaderName::from_static("ocp-apim-subscription-key"),
+            secret_header_value(
+                "Ocp-Apim-Subscription-Key",
+                subscription_key.expose_secret(),
+            )?,
+        );
+        caller.insert_into(&mut token.call_headers)?;
+        Ok(token)
+    }
+
+    pub(crate) fn from_partner(
+        body: PartnerTokenResponse,
+        sent_at: SentAt,
+        caller: &CallerHeaders,
+    ) -> Result<Self, Error> {
+        let mut token = Self::new(
+            body.access_token,
+            body.token_type,
+            body.expires_in,
+            Flow::Partner,
+            sent_at,
+        )?;
+        caller.insert_into(&mut token.call_headers)?;
+        Ok(token)
+    }
+
+    fn new(
+        secret: TokenSecret,
+        token_type: String,
+        expires_in: u64,
+        flow: Flow,
+        sent_at: SentAt,
+    ) -> Result<Self, Error> {
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::InvalidResponse {
+                status: 200,
+                field: Some("token_type".to_owned()),
+                reason: format!("expected `Bearer`, got {token_type:?}"),
+                excerpt: String::new(),
+            });
+        }
+        // The API only accepts `Bearer` with a capital B, whatever token_type says.
+        let bearer = format!("Bearer {}", secret.expose_secret());
+        let authorization =
+            secret_header_value("access_token", &bearer).map_err(|_| Error::InvalidResponse {
+                status: 200,
+                field: Some("access_token".to_owned()),
+                reason: "holds characters an HTTP header cannot carry".to_owned(),
+                excerpt: String::new(),
+            })?;
+        let mut call_headers = HeaderMap::new();
+        call_headers.insert(AUTHORIZATION, authorization);
+        Ok(Self {
+            secret,
+            token_type,
+            flow,
+            sent_at,
+            expires_in: Duration::from_secs(expires_in),
+            server_expires_on: None,
+            server_not_before: None,
+            resource: None,
+            call_headers,
+        })
+    }
+
+    /// The token itself (a JWT). Call `expose_secret()` on it where it must be sent.
+    pub fn secret(&self) -> &TokenSecret {
+        &self.secret
+    }
+
+    /// `token_type` as the server sent it (`Bearer`).
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// Which endpoint issued the token.
+    pub fn flow(&self) -> Flow {
+        self.flow
+    }
+
+    /// How long the token is valid for, as the server said (`expires_in`).
+    pub fn expires_in(&self) -> Duration {
+        self.expires_in
+    }
+
+    /// When the token expires by the local clock: the moment the request was sent plus
+    /// `expires_in`. Slightly early, never late.
+    pub fn expires_at(&self) -> SystemTime {
+        self.sent_at.wall + self.expires_in
+    }
+
+    /// [`Self::expires_at`] on the monotonic clock, immune to changes of the wall clock.
+    pub fn expires_at_instant(&self) -> Instant {
+        self.sent_at.instant + self.expires_in
+    }
+
+    /// When the request for this token was sent, on the monotonic clock.
+    pub fn requested_at_instant(&self) -> Instant {
+        self.sent_at.instant
+    }
+
+    /// True once [`Self::expires_at_instant`] has passed.
+    pub fn is_expired(&self) -> bool {
+        Instant::now() >= self.expires_at_instant()
+    }
+
+    /// `expires_on` as the server sent it (standard and legacy flows only).
+    pub fn server_expires_on(&self) -> Option<SystemTime> {
+        self.server_expires_on
+    }
+
+    /// `not_before` as the server sent it (standard and legacy flows only).
+    pub fn server_not_before(&self) -> Option<SystemTime> {
+        self.server_not_before
+    }
+
+    /// `resource` as the server sent it (standard and legacy flows only).
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// `Authorization: Bearer <token>`, marked sensitive.
+    pub fn authorization_header(&self) -> &HeaderValue {
+        &self.call_headers[AUTHORIZATION]
+    }
+
+    /// Every header a later call to another Vipps MobilePay API needs: `Authorization`,
+    /// the subscription key (standard and legacy flows), `Merchant-Serial-Number` and the
+    /// `Vipps-System-*` headers. Secret values are marked sensitive.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.call_headers
+    }
+}
+
+fn unix_seconds(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}
