@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// The API answered with a status other than 200.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// The request did not complete: no connection, a timeout, a broken connection.
     #[error("{}", transport_message(.0))]
     Transport(#[source] reqwest::Error),

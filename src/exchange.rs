@@ -70,5 +70,8 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
 fn api_error(status: u16, body: &[u8], secrets: &[&str]) -> Error {
     let text = String::from_utf8_lossy(body);
     let cleaned = hide_secrets(&text, secrets);
-    Error::Api(ApiError::from_response(status, cleaned.as_bytes()))
+    Error::Api(Box::new(ApiError::from_response(
+        status,
+        cleaned.as_bytes(),
+    )))
 }
