@@ -358,3 +358,55 @@ impl fmt::Display for ErrorBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_azure_ad_from_plain_oauth() {
+        let azure = br#"{"error":"invalid_client","error_codes":[7000215],"trace_id":"t"}"#;
+        assert!(
+            matches!(ErrorBody::parse(azure), ErrorBody::AzureAd(e) if e.error_codes == [7000215])
+        );
+        let oauth = br#"{"error":"invalid_client","error_description":"bad"}"#;
+        assert!(
+            matches!(ErrorBody::parse(oauth), ErrorBody::OAuth(e) if e.error == "invalid_client")
+        );
+    }
+
+    #[test]
+    fn reads_both_gateway_shapes() {
+        let plain = br#"{"statusCode": 401, "message": "Access denied"}"#;
+        assert_eq!(
+            ErrorBody::parse(plain),
+            ErrorBody::Gateway(GatewayError {
+                status_code: Some(401),
+                message: "Access denied".into()
+            })
+        );
+        let not_found =
+            br#"{"responseInfo":{"responseCode":404,"responseMessage":"Gone"},"result":{}}"#;
+        assert_eq!(
+            ErrorBody::parse(not_found),
+            ErrorBody::Gateway(GatewayError {
+                status_code: Some(404),
+                message: "Gone".into()
+            })
+        );
+    }
+
+    #[test]
+    fn keeps_anything_else_as_text() {
+        assert_eq!(ErrorBody::parse(b""), ErrorBody::Empty);
+        assert_eq!(
+            ErrorBody::parse(b"<html>502</html>"),
+            ErrorBody::Text("<html>502</html>".into())
+        );
+        assert_eq!(ErrorBody::parse(b"[1,2]"), ErrorBody::Text("[1,2]".into()));
+        assert_eq!(
+            ErrorBody::parse(br#"{"other":1}"#),
+            ErrorBody::Text(r#"{"other":1}"#.into())
+        );
+    }
+}

@@ -116,3 +116,62 @@ fn missing_field(reason: &str) -> Option<String> {
     let rest = reason.strip_prefix("missing field `")?;
     Some(rest[..rest.find('`')?].to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expires_in(json: &str) -> Result<u64, ParseFailure> {
+        let body = format!(r#"{{"access_token":"t","token_type":"Bearer","expires_in":{json}}}"#);
+        parse_token_body::<PartnerTokenResponse>(body.as_bytes()).map(|r| r.expires_in)
+    }
+
+    #[test]
+    fn takes_integers_and_strings_of_digits() {
+        assert_eq!(expires_in("900").unwrap(), 900);
+        assert_eq!(expires_in(r#""900""#).unwrap(), 900);
+        assert_eq!(expires_in("0").unwrap(), 0);
+        assert_eq!(expires_in(r#""18446744073709551615""#).unwrap(), u64::MAX);
+        assert_eq!(expires_in("18446744073709551615").unwrap(), u64::MAX);
+    }
+
+    #[test]
+    fn rejects_everything_else_naming_the_field() {
+        for bad in [
+            "-5",
+            "1.5",
+            "true",
+            "null",
+            r#""""#,
+            r#""12a""#,
+            r#"" 12""#,
+            r#""+12""#,
+            r#""-1""#,
+            r#""18446744073709551616""#,
+            "[1]",
+            "{}",
+        ] {
+            let failure = expires_in(bad).expect_err(bad);
+            assert_eq!(
+                failure.field.as_deref(),
+                Some("expires_in"),
+                "{bad}: {failure:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_a_missing_field() {
+        let failure =
+            parse_token_body::<PartnerTokenResponse>(br#"{"token_type":"Bearer","expires_in":1}"#)
+                .unwrap_err();
+        assert_eq!(failure.field.as_deref(), Some("access_token"));
+    }
+
+    #[test]
+    fn says_when_the_body_is_empty() {
+        let failure = parse_token_body::<PartnerTokenResponse>(b" \n").unwrap_err();
+        assert_eq!(failure.field, None);
+        assert_eq!(failure.reason, "the body is empty");
+    }
+}
