@@ -3,14 +3,18 @@
 //! Each message says what went wrong and what to do about it. No message holds a
 //! secret: credentials are never echoed, and bodies are shown as short redacted excerpts.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use serde::Deserialize;
 
-use crate::redact::excerpt;
+use crate::{
+    redact::{excerpt, hide_secrets},
+    token::Flow,
+};
 
 /// Everything that can go wrong when asking for a token.
-#[derive(Debug, thiserror::Error)]
+/// Cheap to clone, so that one failed attempt can be handed to every caller that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A value was rejected before anything was sent.
@@ -26,7 +30,10 @@ pub enum Error {
     Api(Box<ApiError>),
     /// The request did not complete: no connection, a timeout, a broken connection.
     #[error("{}", transport_message(.0))]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] Arc<reqwest::Error>),
+    /// The task fetching a token ended without an answer: its runtime shut down.
+    #[error("the token request was interrupted because its runtime shut down; try again")]
+    Interrupted,
     /// The API answered 200 with a body that is not a token response.
     #[error(
         "the token response (HTTP {status}) could not be read: {}{reason}; body starts: {excerpt:?}. \
@@ -53,13 +60,17 @@ impl Error {
         }
     }
 
+    pub(crate) fn transport(error: reqwest::Error) -> Self {
+        Self::Transport(Arc::new(error))
+    }
+
     /// The HTTP status the API answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api(api) => Some(api.status),
             Self::InvalidResponse { status, .. } => Some(*status),
             Self::Transport(error) => error.status().map(|s| s.as_u16()),
-            Self::InvalidInput { .. } => None,
+            Self::InvalidInput { .. } | Self::Interrupted => None,
         }
     }
 
@@ -91,17 +102,25 @@ fn transport_message(error: &reqwest::Error) -> String {
 /// An answer from the API with a status other than 200.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    flow: Flow,
     status: u16,
     body: ErrorBody,
 }
 
 impl ApiError {
-    /// Builds the error from the status and the raw body, parsing the body's shape.
-    pub fn from_response(status: u16, body: &[u8]) -> Self {
-        Self {
-            status,
-            body: ErrorBody::parse(body),
-        }
+    /// Builds the error from the status and the raw body, parsing the body's shape, and
+    /// hides every known secret wherever the server may have echoed it.
+    pub(crate) fn new(flow: Flow, status: u16, body: &[u8], secrets: &[&str]) -> Self {
+        let raw = String::from_utf8_lossy(body);
+        let mut body = ErrorBody::parse(hide_secrets(&raw, secrets).as_bytes());
+        // Again after parsing: JSON escapes (`\u003d` for `=`) hide a secret from the raw text.
+        body.hide_secrets(secrets);
+        Self { flow, status, body }
+    }
+
+    /// The flow whose request was answered.
+    pub fn flow(&self) -> Flow {
+        self.flow
     }
 
     /// The HTTP status.
@@ -128,6 +147,10 @@ impl ApiError {
             400 => {
                 "the request was refused: check client_id, client_secret and that the keys \
                  belong to the environment you call"
+            }
+            401 if self.flow == Flow::Partner => {
+                "the partner keys were rejected: check client_id and client_secret (management \
+                 or accounting keys), and call production: the partner flow has no test environment"
             }
             401 if body.mentions_any(&["subscription key"]) => {
                 "the subscription key is missing or wrong: use the Ocp-Apim-Subscription-Key \
@@ -162,11 +185,12 @@ impl fmt::Display for ApiError {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
+        let body = self.body.to_string();
         write!(
             f,
             "the Access Token API answered HTTP {} {reason}: {}; {}",
             self.status,
-            self.body,
+            body.trim_end_matches('.'),
             self.hint()
         )
     }
@@ -322,6 +346,34 @@ impl ErrorBody {
             Self::OAuth(e) => e.error_description.as_deref(),
             Self::Gateway(e) => Some(&e.message),
             Self::Empty | Self::Text(_) => None,
+        }
+    }
+
+    /// Replaces each secret in every text the body holds with `[redacted]`.
+    fn hide_secrets(&mut self, secrets: &[&str]) {
+        let hide = |text: &mut String| *text = hide_secrets(text, secrets);
+        let hide_opt = |text: &mut Option<String>| {
+            if let Some(text) = text {
+                *text = hide_secrets(text, secrets);
+            }
+        };
+        match self {
+            Self::AzureAd(e) => {
+                hide(&mut e.error);
+                hide_opt(&mut e.error_description);
+                hide_opt(&mut e.timestamp);
+                hide_opt(&mut e.trace_id);
+                hide_opt(&mut e.correlation_id);
+                hide_opt(&mut e.error_uri);
+            }
+            Self::OAuth(e) => {
+                hide(&mut e.error);
+                hide_opt(&mut e.error_description);
+                hide_opt(&mut e.error_uri);
+            }
+            Self::Gateway(e) => hide(&mut e.message),
+            Self::Text(text) => hide(text),
+            Self::Empty => {}
         }
     }
 

@@ -8,27 +8,30 @@ use crate::{
     error::ApiError,
     redact::{excerpt, hide_secrets},
     response::parse_token_body,
+    token::Flow,
 };
 
 /// Sends a hand-built request and reads a token body of type `T` from a 200 answer.
 /// `secrets` are the credentials sent, hidden from anything an error keeps of the body.
 pub(crate) async fn send<T: DeserializeOwned>(
+    flow: Flow,
     request: reqwest::RequestBuilder,
     secrets: &[&str],
 ) -> Result<T, Error> {
-    let response = request.send().await.map_err(Error::Transport)?;
-    read(response, secrets).await
+    let response = request.send().await.map_err(Error::transport)?;
+    read(flow, response, secrets).await
 }
 
 /// Reads a token body from a 200 answer, or the error any other answer stands for.
 pub(crate) async fn read<T: DeserializeOwned>(
+    flow: Flow,
     response: reqwest::Response,
     secrets: &[&str],
 ) -> Result<T, Error> {
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(Error::Transport)?;
+    let body = response.bytes().await.map_err(Error::transport)?;
     if status != 200 {
-        return Err(api_error(status, &body, secrets));
+        return Err(api_error(flow, status, &body, secrets));
     }
     parse_token_body(&body).map_err(|failure| Error::InvalidResponse {
         status,
@@ -41,12 +44,13 @@ pub(crate) async fn read<T: DeserializeOwned>(
 /// Maps the generated binding's error onto ours. Non-200 answers arrive as
 /// `UnexpectedResponse` (build.rs removes the error statuses from the spec it generates from).
 pub(crate) async fn from_generated<T: DeserializeOwned>(
+    flow: Flow,
     error: progenitor_client::Error<()>,
     secrets: &[&str],
 ) -> Result<T, Error> {
     use progenitor_client::Error as Generated;
     match error {
-        Generated::UnexpectedResponse(response) => read(response, secrets).await,
+        Generated::UnexpectedResponse(response) => read(flow, response, secrets).await,
         Generated::InvalidResponsePayload(body, _) => {
             // Parse again through our parser so the error names the field.
             parse_token_body::<T>(&body).map_err(|failure| Error::InvalidResponse {
@@ -58,8 +62,10 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
         }
         Generated::CommunicationError(e)
         | Generated::ResponseBodyError(e)
-        | Generated::InvalidUpgrade(e) => Err(Error::Transport(e)),
-        Generated::ErrorResponse(value) => Err(api_error(value.status().as_u16(), &[], secrets)),
+        | Generated::InvalidUpgrade(e) => Err(Error::transport(e)),
+        Generated::ErrorResponse(value) => {
+            Err(api_error(flow, value.status().as_u16(), &[], secrets))
+        }
         Generated::InvalidRequest(reason) | Generated::Custom(reason) => Err(Error::invalid_input(
             "request",
             hide_secrets(&reason, secrets),
@@ -67,11 +73,6 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
     }
 }
 
-fn api_error(status: u16, body: &[u8], secrets: &[&str]) -> Error {
-    let text = String::from_utf8_lossy(body);
-    let cleaned = hide_secrets(&text, secrets);
-    Error::Api(Box::new(ApiError::from_response(
-        status,
-        cleaned.as_bytes(),
-    )))
+fn api_error(flow: Flow, status: u16, body: &[u8], secrets: &[&str]) -> Error {
+    Error::Api(Box::new(ApiError::new(flow, status, body, secrets)))
 }

@@ -15,7 +15,16 @@ impl ClientHooks<()> for Client {
         request: &mut reqwest::Request,
         _info: &OperationInfo,
     ) -> Result<(), Error<E>> {
+        // `POST /accesstoken/get` has no body; say so with `Content-Length: 0`, as curl
+        // does, since HTTP/1.1 servers and gateways may refuse a POST without a length.
+        let empty = request.body().is_none();
         let headers = request.headers_mut();
+        if empty {
+            headers.insert(
+                reqwest::header::CONTENT_LENGTH,
+                reqwest::header::HeaderValue::from_static("0"),
+            );
+        }
         headers.remove("api-version");
         for name in [
             "client_secret",

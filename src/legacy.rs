@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::{
@@ -101,6 +101,7 @@ impl Client {
             secret_header_value("Ocp-Apim-Subscription-Key", subscription_key)?,
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         self.caller.insert_into(&mut headers)?;
         let body = serde_json::to_vec(&LegacyRequest {
             client_id,
@@ -115,7 +116,7 @@ impl Client {
             .headers(headers)
             .body(body);
         let sent_at = SentAt::now();
-        let body: StandardTokenResponse = exchange::send(request, &secrets).await?;
+        let body: StandardTokenResponse = exchange::send(Flow::Legacy, request, &secrets).await?;
         AccessToken::from_standard(
             body,
             Flow::Legacy,

@@ -10,6 +10,7 @@ mod generated;
 mod headers;
 mod legacy;
 mod partner;
+mod provider;
 mod redact;
 mod response;
 mod standard;
@@ -26,5 +27,6 @@ pub use error::{ApiError, AzureAdError, Error, ErrorBody, GatewayError, OAuthErr
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
 pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
 pub use partner::FORM_CONTENT_TYPE;
+pub use provider::{RefreshPolicy, TokenProvider, TokenSource};
 pub use response::{PartnerTokenResponse, StandardTokenResponse, integer_or_digits};
 pub use token::{AccessToken, Flow};

@@ -3,13 +3,13 @@
 //! by hand. It never sends a subscription key.
 
 use base64::Engine;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use crate::{
     AccessToken, Client, Error, PartnerCredentials, exchange,
     headers::{header_value, secret_header_value},
     response::PartnerTokenResponse,
-    token::SentAt,
+    token::{Flow, SentAt},
 };
 
 /// The content type the docs send, charset included.
@@ -59,21 +59,28 @@ impl Client {
             secret_header_value("Authorization", &authorization)?,
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         self.caller.insert_into(&mut headers)?;
 
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
-        if let Some(scope) = scope {
-            form.append_pair("scope", scope);
-        }
+        let form = form_body(scope);
 
         let request = self
             .http()
             .post(self.url(&self.partner_token_path))
             .headers(headers)
-            .body(form.finish());
+            .body(form);
         let sent_at = SentAt::now();
-        let body: PartnerTokenResponse = exchange::send(request, &secrets).await?;
+        let body: PartnerTokenResponse = exchange::send(Flow::Partner, request, &secrets).await?;
         AccessToken::from_partner(body, sent_at, &self.caller)
     }
+}
+
+/// `grant_type=client_credentials`, and `&scope=...` when given, form-encoded.
+fn form_body(scope: Option<&str>) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials");
+    if let Some(scope) = scope {
+        form.append_pair("scope", scope);
+    }
+    form.finish()
 }

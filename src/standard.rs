@@ -64,7 +64,7 @@ impl Client {
         let sent_at = SentAt::now();
         let body: StandardTokenResponse = match call.send().await {
             Ok(value) => value.into_inner(),
-            Err(error) => exchange::from_generated(error, &secrets).await?,
+            Err(error) => exchange::from_generated(Flow::Standard, error, &secrets).await?,
         };
         AccessToken::from_standard(
             body,

@@ -33,7 +33,8 @@ pub(crate) struct SentAt {
 impl SentAt {
     pub(crate) fn now() -> Self {
         Self {
-            instant: Instant::now(),
+            // tokio's clock, so that tests can drive expiry with paused time.
+            instant: tokio::time::Instant::now().into_std(),
             wall: SystemTime::now(),
         }
     }
@@ -49,6 +50,8 @@ pub struct AccessToken {
     flow: Flow,
     sent_at: SentAt,
     expires_in: Duration,
+    expires_at: SystemTime,
+    expires_at_instant: Instant,
     server_expires_on: Option<SystemTime>,
     server_not_before: Option<SystemTime>,
     resource: Option<String>,
@@ -70,8 +73,8 @@ impl AccessToken {
             flow,
             sent_at,
         )?;
-        token.server_expires_on = Some(unix_seconds(body.expires_on));
-        token.server_not_before = Some(unix_seconds(body.not_before));
+        token.server_expires_on = Some(unix_seconds("expires_on", body.expires_on)?);
+        token.server_not_before = Some(unix_seconds("not_before", body.not_before)?);
         token.resource = Some(body.resource);
         token.call_headers.insert(
             HeaderName::from_static("ocp-apim-subscription-key"),
@@ -126,12 +129,21 @@ impl AccessToken {
             })?;
         let mut call_headers = HeaderMap::new();
         call_headers.insert(AUTHORIZATION, authorization);
+        let expires_in = Duration::from_secs(expires_in);
+        let (Some(expires_at), Some(expires_at_instant)) = (
+            sent_at.wall.checked_add(expires_in),
+            sent_at.instant.checked_add(expires_in),
+        ) else {
+            return Err(out_of_range("expires_in"));
+        };
         Ok(Self {
             secret,
             token_type,
             flow,
             sent_at,
-            expires_in: Duration::from_secs(expires_in),
+            expires_in,
+            expires_at,
+            expires_at_instant,
             server_expires_on: None,
             server_not_before: None,
             resource: None,
@@ -162,12 +174,12 @@ impl AccessToken {
     /// When the token expires by the local clock: the moment the request was sent plus
     /// `expires_in`. Slightly early, never late.
     pub fn expires_at(&self) -> SystemTime {
-        self.sent_at.wall + self.expires_in
+        self.expires_at
     }
 
     /// [`Self::expires_at`] on the monotonic clock, immune to changes of the wall clock.
     pub fn expires_at_instant(&self) -> Instant {
-        self.sent_at.instant + self.expires_in
+        self.expires_at_instant
     }
 
     /// When the request for this token was sent, on the monotonic clock.
@@ -177,7 +189,7 @@ impl AccessToken {
 
     /// True once [`Self::expires_at_instant`] has passed.
     pub fn is_expired(&self) -> bool {
-        Instant::now() >= self.expires_at_instant()
+        tokio::time::Instant::now().into_std() >= self.expires_at_instant()
     }
 
     /// `expires_on` as the server sent it (standard and legacy flows only).
@@ -208,6 +220,17 @@ impl AccessToken {
     }
 }
 
-fn unix_seconds(seconds: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(seconds)
+fn unix_seconds(field: &str, seconds: u64) -> Result<SystemTime, Error> {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| out_of_range(field))
+}
+
+fn out_of_range(field: &str) -> Error {
+    Error::InvalidResponse {
+        status: 200,
+        field: Some(field.to_owned()),
+        reason: "is too large to be a time".to_owned(),
+        excerpt: String::new(),
+    }
 }
