@@ -9,6 +9,8 @@ mod exchange;
 mod generated;
 mod headers;
 mod legacy;
+#[cfg(feature = "middleware")]
+mod middleware;
 mod partner;
 mod provider;
 mod redact;
@@ -26,6 +28,8 @@ pub use credentials::{
 pub use error::{ApiError, AzureAdError, Error, ErrorBody, GatewayError, OAuthError};
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
 pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
+#[cfg(feature = "middleware")]
+pub use middleware::VippsAuthMiddleware;
 pub use partner::FORM_CONTENT_TYPE;
 pub use provider::{RefreshPolicy, TokenProvider, TokenSource};
 pub use response::{PartnerTokenResponse, StandardTokenResponse, integer_or_digits};

@@ -230,6 +230,16 @@ impl TokenProvider {
         fetch.await
     }
 
+    /// Fetches a fresh token now, or joins the fetch already running, and caches it. On
+    /// failure the cached token, if any, stays. Useful to fail fast on bad keys at start-up.
+    pub async fn refresh(&self) -> Result<Arc<AccessToken>, Error> {
+        let fetch = lock(&self.slot.state)
+            .in_flight
+            .get_or_insert_with(|| self.start_fetch())
+            .clone();
+        fetch.await
+    }
+
     /// Forgets the cached token, for when an API answered 401 to a request that used it.
     pub fn invalidate(&self) {
         lock(&self.slot.state).cached = None;

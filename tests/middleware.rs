@@ -1,0 +1,204 @@
+//! VippsAuthMiddleware against wiremock: the headers it puts on calls to another Vipps
+//! MobilePay API, and one retry with a fresh token after a 401.
+#![cfg(feature = "middleware")]
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use vipps_access_token::{
+    ClientBuilder, StandardCredentials, SystemHeaders, TokenProvider, TokenSource,
+    VippsAuthMiddleware,
+};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers};
+
+const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
+const CLIENT_SECRET: &str = "Y8Kteew6GE2ZmeycEt6egg==";
+const SUBSCRIPTION_KEY: &str = "0f14ebcab0ec4b29ae0cb90d91b4a84a";
+const API_PATH: &str = "/epayment/v1/payments/order-1";
+
+/// Mounts a token endpoint issuing `token-1`, `token-2`, ... on `server`.
+async fn mount_token_endpoint(server: &MockServer) {
+    let issued = Arc::new(AtomicUsize::new(0));
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/accesstoken/get"))
+        .respond_with(move |_: &Request| {
+            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "token_type": "Bearer",
+                "expires_in": "3600",
+                "ext_expires_in": "0",
+                "expires_on": "1495271273",
+                "not_before": "1495184574",
+                "resource": "00000002-0000-0000-c000-000000000000",
+                "access_token": format!("token-{n}"),
+            }))
+        })
+        .mount(server)
+        .await;
+}
+
+fn authenticated_http(server: &MockServer) -> reqwest_middleware::ClientWithMiddleware {
+    let client = ClientBuilder::with_base_url(server.uri())
+        .merchant_serial_number("123456")
+        .system_headers(SystemHeaders::new("acme", "3.1.2"))
+        .build()
+        .unwrap();
+    let credentials = StandardCredentials::new(CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY);
+    let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(VippsAuthMiddleware::new(provider))
+        .build()
+}
+
+async fn requests_to(server: &MockServer, path: &str) -> Vec<Request> {
+    let all = server.received_requests().await.unwrap_or_default();
+    all.into_iter().filter(|r| r.url.path() == path).collect()
+}
+
+fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn puts_the_token_and_identifying_headers_on_api_calls() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    for _ in 0..3 {
+        let response = http
+            .get(format!("{}{API_PATH}", server.uri()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // A request's own identifying header wins over the provider's.
+    http.get(format!("{}{API_PATH}", server.uri()))
+        .header("Merchant-Serial-Number", "654321")
+        .send()
+        .await
+        .unwrap();
+
+    let calls = requests_to(&server, API_PATH).await;
+    assert_eq!(calls.len(), 4);
+    for call in &calls[..3] {
+        assert_eq!(
+            header(call, "authorization").as_deref(),
+            Some("Bearer token-1")
+        );
+        assert_eq!(
+            header(call, "ocp-apim-subscription-key").as_deref(),
+            Some(SUBSCRIPTION_KEY)
+        );
+        assert_eq!(
+            header(call, "merchant-serial-number").as_deref(),
+            Some("123456")
+        );
+        assert_eq!(header(call, "vipps-system-name").as_deref(), Some("acme"));
+        assert_eq!(
+            header(call, "vipps-system-version").as_deref(),
+            Some("3.1.2")
+        );
+    }
+    assert_eq!(
+        header(&calls[3], "merchant-serial-number").as_deref(),
+        Some("654321")
+    );
+    assert_eq!(
+        requests_to(&server, "/accesstoken/get").await.len(),
+        1,
+        "one token for all calls"
+    );
+}
+
+#[tokio::test]
+async fn a_401_invalidates_the_token_and_retries_once_with_a_fresh_one() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-1"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("paid"))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    let response = http
+        .post(format!("{}{API_PATH}", server.uri()))
+        .body("{\"amount\":100}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "paid");
+
+    let calls = requests_to(&server, API_PATH).await;
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[1].body, b"{\"amount\":100}",
+        "the retry carries the same body"
+    );
+    assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 2);
+}
+
+#[tokio::test]
+async fn retries_only_once() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    let response = http
+        .get(format!("{}{API_PATH}", server.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "the second 401 is handed to the caller"
+    );
+    assert_eq!(requests_to(&server, API_PATH).await.len(), 2);
+    assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_token_failure_is_a_middleware_error_and_nothing_reaches_the_api() {
+    let server = MockServer::start().await;
+    Mock::given(matchers::path("/accesstoken/get"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "statusCode": 401,
+            "message": "Access denied due to invalid subscription key."
+        })))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    let error = http
+        .get(format!("{}{API_PATH}", server.uri()))
+        .send()
+        .await
+        .unwrap_err();
+    let message = format!("{error:?} {error}");
+    assert!(matches!(error, reqwest_middleware::Error::Middleware(_)));
+    assert!(message.contains("subscription key"), "{message}");
+    assert!(!message.contains(CLIENT_SECRET) && !message.contains(SUBSCRIPTION_KEY));
+    assert!(requests_to(&server, API_PATH).await.is_empty());
+}

@@ -1,0 +1,366 @@
+//! TokenProvider: single flight, refresh ahead, failures, invalidation and keys, counted
+//! in upstream requests against a wiremock server on loopback. Expiry is driven with
+//! tokio's paused time: no test sleeps.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use vipps_access_token::{
+    AccessToken, Client, ClientBuilder, Error, PartnerCredentials, RefreshPolicy,
+    StandardCredentials, TokenProvider, TokenSource,
+};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
+
+const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
+const CLIENT_SECRET: &str = "Y8Kteew6GE2ZmeycEt6egg==";
+const SUBSCRIPTION_KEY: &str = "0f14ebcab0ec4b29ae0cb90d91b4a84a";
+
+/// Issues `token-1`, `token-2`, ... valid for `expires_in` seconds; answers with
+/// `failure` instead while `failing` is set.
+#[derive(Clone)]
+struct Issuer {
+    issued: Arc<AtomicUsize>,
+    failing: Arc<AtomicUsize>,
+    expires_in: u64,
+}
+
+impl Issuer {
+    fn new(expires_in: u64) -> Self {
+        Self {
+            issued: Arc::default(),
+            failing: Arc::default(),
+            expires_in,
+        }
+    }
+
+    /// The next `n` requests get a 500.
+    fn fail_next(&self, n: usize) {
+        self.failing.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Respond for Issuer {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return ResponseTemplate::new(500);
+        }
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let msn = request
+            .headers
+            .get("merchant-serial-number")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": self.expires_in.to_string(),
+            "ext_expires_in": "0",
+            "expires_on": "1495271273",
+            "not_before": "1495184574",
+            "resource": "00000002-0000-0000-c000-000000000000",
+            "access_token": format!("token-{n}-msn-{msn}"),
+        }))
+    }
+}
+
+/// Answers like the wrapped responder, 100 ms late (wiremock's own clock).
+struct Slow(Issuer);
+
+impl Respond for Slow {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0
+            .respond(request)
+            .set_delay(Duration::from_millis(100))
+    }
+}
+
+async fn server_with(issuer: &Issuer) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/accesstoken/get"))
+        .respond_with(issuer.clone())
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A client for `server`. No timeouts: under paused time a pending timer would fire at
+/// once while the runtime waits on the loopback socket.
+fn client(server: &MockServer) -> Client {
+    ClientBuilder::with_base_url(server.uri())
+        .merchant_serial_number("123456")
+        .http_client(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a reqwest client"),
+        )
+        .build()
+        .expect("a valid client")
+}
+
+fn standard_source() -> TokenSource {
+    TokenSource::Standard(StandardCredentials::new(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        SUBSCRIPTION_KEY,
+    ))
+}
+
+/// No jitter, so that the timeline is exact: refresh with 20 % of the life left.
+fn exact_policy() -> RefreshPolicy {
+    RefreshPolicy {
+        jitter_fraction: 0.0,
+        ..RefreshPolicy::default()
+    }
+}
+
+async fn upstream_requests(server: &MockServer) -> usize {
+    server.received_requests().await.map_or(0, |r| r.len())
+}
+
+fn secret(token: &AccessToken) -> &str {
+    token.secret().expose_secret()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_callers_at_a_cold_start_make_one_request() {
+    let issuer = Issuer::new(3600);
+    let server = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/accesstoken/get"))
+        // A slow server, so that every caller arrives while the one fetch is on the wire.
+        .respond_with(Slow(issuer.clone()))
+        .mount(&server)
+        .await;
+    let provider = TokenProvider::new(client(&server), standard_source());
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(1000));
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let provider = provider.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                provider.token().await
+            })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.expect("caller task").expect("a token"));
+    }
+
+    assert_eq!(upstream_requests(&server).await, 1);
+    assert!(
+        tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])),
+        "every caller shares the one token"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refreshes_ahead_while_callers_keep_the_valid_token() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy());
+
+    let first = provider.token().await.expect("first token");
+    assert_eq!(secret(&first), "token-1-msn-123456");
+    assert_eq!(upstream_requests(&server).await, 1);
+
+    // Until 80 % of its life has passed, the token is served from the cache.
+    tokio::time::advance(Duration::from_secs(2870)).await;
+    for _ in 0..100 {
+        assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    }
+    assert_eq!(upstream_requests(&server).await, 1);
+
+    // In the refresh window: callers get the old token at once, and one refresh starts.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    for _ in 0..100 {
+        assert!(
+            Arc::ptr_eq(&provider.token().await.unwrap(), &first),
+            "no caller waits for the refresh"
+        );
+    }
+    let refreshed = provider.refresh().await.expect("the background refresh");
+    assert_eq!(secret(&refreshed), "token-2-msn-123456");
+    assert_eq!(
+        upstream_requests(&server).await,
+        2,
+        "one refresh for all those callers"
+    );
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &refreshed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_hands_out_a_token_in_its_last_seconds() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    // Refreshing ahead switched off: only the expiry margin is left.
+    let policy = RefreshPolicy {
+        refresh_fraction: 0.0,
+        jitter_fraction: 0.0,
+        ..RefreshPolicy::default()
+    };
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy);
+    let first = provider.token().await.unwrap();
+
+    tokio::time::advance(Duration::from_secs(3569)).await;
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let second = provider.token().await.unwrap();
+    assert_eq!(
+        secret(&second),
+        "token-2-msn-123456",
+        "30 s before expiry a new token is fetched"
+    );
+    assert!(!second.is_expired());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_keeps_the_old_token_until_it_expires() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy());
+    let first = provider.token().await.unwrap();
+
+    issuer.fail_next(usize::MAX);
+    tokio::time::advance(Duration::from_secs(2900)).await;
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    let failure = provider.refresh().await.expect_err("the refresh fails");
+    assert_eq!(failure.status(), Some(500));
+    assert_eq!(upstream_requests(&server).await, 2);
+
+    // The old token is still served, the failure is on record, and the next attempt
+    // waits for the retry interval instead of hammering the API on every call.
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    assert_eq!(
+        provider.last_refresh_error().and_then(|e| e.status()),
+        Some(500)
+    );
+    assert_eq!(upstream_requests(&server).await, 2);
+
+    // Past its usable life the old token is never handed out: callers get the error.
+    tokio::time::advance(Duration::from_secs(700)).await;
+    let error = provider
+        .token()
+        .await
+        .expect_err("no valid token and the API fails");
+    assert!(matches!(error, Error::Api(_)));
+    assert_eq!(upstream_requests(&server).await, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn errors_are_not_cached() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::new(client(&server), standard_source());
+
+    issuer.fail_next(1);
+    assert_eq!(provider.token().await.unwrap_err().status(), Some(500));
+    let token = provider.token().await.expect("the next call tries again");
+    assert_eq!(secret(&token), "token-1-msn-123456");
+    assert_eq!(upstream_requests(&server).await, 2);
+    assert!(
+        provider.last_refresh_error().is_none(),
+        "a success clears the last error"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalidate_forces_a_new_token() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::new(client(&server), standard_source());
+    let first = provider.token().await.unwrap();
+
+    // Invalidating a token that is no longer cached does nothing.
+    provider.invalidate();
+    let second = provider.token().await.unwrap();
+    provider.invalidate_token(&first);
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &second));
+
+    provider.invalidate_token(&second);
+    let third = provider.token().await.unwrap();
+    assert_eq!(
+        [secret(&first), secret(&second), secret(&third)],
+        [
+            "token-1-msn-123456",
+            "token-2-msn-123456",
+            "token-3-msn-123456"
+        ]
+    );
+    assert_eq!(upstream_requests(&server).await, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_keys_never_share_a_token() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let merchant_a = TokenProvider::new(client(&server), standard_source());
+    let merchant_b = merchant_a.with_merchant_serial_number("654321").unwrap();
+    let other_keys = merchant_a.with_source(TokenSource::Standard(StandardCredentials::new(
+        CLIENT_ID,
+        "another-secret",
+        SUBSCRIPTION_KEY,
+    )));
+
+    let a = merchant_a.token().await.unwrap();
+    let b = merchant_b.token().await.unwrap();
+    let c = other_keys.token().await.unwrap();
+    assert!(secret(&a).ends_with("msn-123456"));
+    assert!(secret(&b).ends_with("msn-654321"));
+    assert!(secret(&c).ends_with("msn-123456"));
+    assert_ne!(secret(&a), secret(&c));
+    assert_eq!(upstream_requests(&server).await, 3);
+
+    // Each key keeps its own cached token; a second provider on the same key shares it.
+    let merchant_a_again = merchant_b.with_merchant_serial_number("123456").unwrap();
+    assert!(Arc::ptr_eq(&merchant_a_again.token().await.unwrap(), &a));
+    assert!(Arc::ptr_eq(&merchant_b.token().await.unwrap(), &b));
+    assert_eq!(upstream_requests(&server).await, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn partner_tokens_refresh_ahead_of_their_fifteen_minutes() {
+    let server = MockServer::start().await;
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counter = issued.clone();
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/miami/v1/token"))
+        .respond_with(move |_: &Request| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": format!("partner-{n}"),
+                "token_type": "Bearer",
+                "expires_in": 900,
+            }))
+        })
+        .mount(&server)
+        .await;
+    let source = TokenSource::Partner {
+        credentials: PartnerCredentials::new(CLIENT_ID, CLIENT_SECRET),
+        scope: None,
+    };
+    let provider = TokenProvider::new(client(&server), source);
+    let first = provider.token().await.unwrap();
+
+    // With the default jitter the refresh starts with 20 % to 30 % of 900 s left.
+    tokio::time::advance(Duration::from_secs(629)).await;
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    tokio::time::advance(Duration::from_secs(92)).await;
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    let refreshed = provider.refresh().await.unwrap();
+    assert_eq!(secret(&refreshed), "partner-2");
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+}

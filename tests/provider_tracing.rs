@@ -1,0 +1,82 @@
+//! TokenProvider's `tracing` output: fetch, hit, miss, failure and clock skew are
+//! reported, and no secret is. A test binary of its own, because `tracing` caches each
+//! callsite's interest process-wide: a test on another thread that logs first, with no
+//! subscriber, can make this one miss events.
+
+use std::sync::Arc;
+
+use vipps_access_token::{ClientBuilder, StandardCredentials, TokenProvider, TokenSource};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
+const CLIENT_SECRET: &str = "Y8Kteew6GE2ZmeycEt6egg==";
+const SUBSCRIPTION_KEY: &str = "0f14ebcab0ec4b29ae0cb90d91b4a84a";
+const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1Ni.traced";
+
+/// Collects what `tracing` writes, for the duration of one test.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn traces_fetch_hit_miss_and_clock_skew_without_secrets() {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start().await;
+    // One token whose expires_on (2017) is far from the local clock, then a failure.
+    Mock::given(matchers::path("/accesstoken/get"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": "3600",
+            "ext_expires_in": "0",
+            "expires_on": "1495271273",
+            "not_before": "1495184574",
+            "resource": "00000002-0000-0000-c000-000000000000",
+            "access_token": TOKEN,
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(matchers::path("/accesstoken/get"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let client = ClientBuilder::with_base_url(server.uri()).build().unwrap();
+    let credentials = StandardCredentials::new(CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY);
+    let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
+    provider.token().await.unwrap();
+    provider.token().await.unwrap();
+    provider.invalidate();
+    provider.token().await.unwrap_err();
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "cache miss",
+        "fetched a vipps access token",
+        "cache hit",
+        "disagree by more than a minute",
+        "fetching a vipps access token failed",
+        "vipps_access_token_fetch",
+    ] {
+        assert!(logs.contains(expected), "no `{expected}` in:\n{logs}");
+    }
+    for secret in [CLIENT_SECRET, SUBSCRIPTION_KEY, TOKEN] {
+        assert!(!logs.contains(secret), "a secret was logged:\n{logs}");
+    }
+}
