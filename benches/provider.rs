@@ -154,7 +154,9 @@ fn fetch(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("fetch");
     // Loopback round trips vary; many samples keep the two medians comparable.
-    group.sample_size(100).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(100)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("baseline: raw reqwest POST", |b| {
         b.to_async(&rt).iter(|| async {
             let response = raw

@@ -5,6 +5,7 @@ use std::{fmt, time::Duration};
 use crate::{
     Error, generated,
     headers::{CallerHeaders, MerchantSerialNumber, SystemHeaders},
+    retry::RetryPolicy,
 };
 
 /// The partner token path as documented today.
@@ -63,6 +64,7 @@ pub struct Client {
     pub(crate) base_url: String,
     pub(crate) caller: CallerHeaders,
     pub(crate) partner_token_path: String,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl Client {
@@ -111,6 +113,8 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     connect_timeout: Duration,
     timeout: Duration,
+    retry: RetryPolicy,
+    allow_insecure_http: bool,
 }
 
 impl ClientBuilder {
@@ -124,7 +128,23 @@ impl ClientBuilder {
             http: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            allow_insecure_http: false,
         }
+    }
+
+    /// When to retry a transient failure ([`RetryPolicy::default`]: at most 3 attempts,
+    /// about 10 s in all). Credentials rejected (400, 401, 403) are never retried.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Allows a plain `http` base URL on a host other than loopback. Off by default: the
+    /// credentials travel in headers, readable by anyone on the path.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
     }
 
     /// The `Vipps-System-*` headers to send on every call.
@@ -169,7 +189,7 @@ impl ClientBuilder {
 
     /// Checks every value and builds the client.
     pub fn build(self) -> Result<Client, Error> {
-        let base_url = checked_base_url(&self.base_url)?;
+        let base_url = checked_base_url(&self.base_url, self.allow_insecure_http)?;
         self.system.validate()?;
         let merchant_serial_number = self
             .merchant_serial_number
@@ -195,6 +215,7 @@ impl ClientBuilder {
                 system: self.system,
             },
             partner_token_path: self.partner_token_path,
+            retry: self.retry,
         })
     }
 }
@@ -218,8 +239,9 @@ fn default_http_client(
         .map_err(|_| Error::invalid_input("http_client", "could not be set up (TLS roots?)"))
 }
 
-/// Parses the base URL and drops a trailing slash; it must be http(s) with no query.
-fn checked_base_url(base_url: &str) -> Result<String, Error> {
+/// Parses the base URL and drops a trailing slash; it must be https (or http on loopback,
+/// or anywhere when allowed) with no query, fragment or credentials.
+fn checked_base_url(base_url: &str, allow_insecure_http: bool) -> Result<String, Error> {
     let url = url::Url::parse(base_url).map_err(|e| {
         Error::invalid_input(
             "base_url",
@@ -240,6 +262,19 @@ fn checked_base_url(base_url: &str) -> Result<String, Error> {
         return Err(Error::invalid_input(
             "base_url",
             "must not carry a query, a fragment or credentials",
+        ));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback && !allow_insecure_http {
+        return Err(Error::invalid_input(
+            "base_url",
+            "must use https: the credentials travel in headers (plain http is accepted on \
+             loopback, or anywhere with ClientBuilder::allow_insecure_http)",
         ));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())

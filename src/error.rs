@@ -3,7 +3,7 @@
 //! Each message says what went wrong and what to do about it. No message holds a
 //! secret: credentials are never echoed, and bodies are shown as short redacted excerpts.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
@@ -34,6 +34,17 @@ pub enum Error {
     /// The task fetching a token ended without an answer: its runtime shut down.
     #[error("the token request was interrupted because its runtime shut down; try again")]
     Interrupted,
+    /// The response body was larger than [`crate::MAX_RESPONSE_BYTES`]; reading stopped there.
+    #[error(
+        "the response (HTTP {status}) is larger than {limit} bytes, far more than a token needs; \
+         reading stopped there. Check that the base URL points at the Access Token API"
+    )]
+    ResponseTooLarge {
+        /// The HTTP status of the response.
+        status: u16,
+        /// The limit that was passed.
+        limit: usize,
+    },
     /// The API answered 200 with a body that is not a token response.
     #[error(
         "the token response (HTTP {status}) could not be read: {}{reason}; body starts: {excerpt:?}. \
@@ -68,9 +79,21 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api(api) => Some(api.status),
-            Self::InvalidResponse { status, .. } => Some(*status),
+            Self::InvalidResponse { status, .. } | Self::ResponseTooLarge { status, .. } => {
+                Some(*status)
+            }
             Self::Transport(error) => error.status().map(|s| s.as_u16()),
             Self::InvalidInput { .. } | Self::Interrupted => None,
+        }
+    }
+
+    /// True for failures that may pass if tried again: no connection, a timeout, or the
+    /// statuses 429, 500, 502, 503 and 504.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(error) => error.is_connect() || error.is_timeout(),
+            Self::Api(api) => matches!(api.status, 429 | 500 | 502 | 503 | 504),
+            _ => false,
         }
     }
 
@@ -105,17 +128,34 @@ pub struct ApiError {
     flow: Flow,
     status: u16,
     body: ErrorBody,
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
     /// Builds the error from the status and the raw body, parsing the body's shape, and
     /// hides every known secret wherever the server may have echoed it.
-    pub(crate) fn new(flow: Flow, status: u16, body: &[u8], secrets: &[&str]) -> Self {
+    pub(crate) fn new(
+        flow: Flow,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+        secrets: &[&str],
+    ) -> Self {
         let raw = String::from_utf8_lossy(body);
         let mut body = ErrorBody::parse(hide_secrets(&raw, secrets).as_bytes());
         // Again after parsing: JSON escapes (`\u003d` for `=`) hide a secret from the raw text.
         body.hide_secrets(secrets);
-        Self { flow, status, body }
+        Self {
+            flow,
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    /// How long the server asked to wait before trying again (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// The flow whose request was answered.

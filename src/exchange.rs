@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Error,
+    body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
     error::ApiError,
     redact::{excerpt, hide_secrets},
     response::parse_token_body,
@@ -28,10 +29,19 @@ pub(crate) async fn read<T: DeserializeOwned>(
     response: reqwest::Response,
     secrets: &[&str],
 ) -> Result<T, Error> {
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(Error::transport)?;
+    let LimitedResponse {
+        status,
+        retry_after,
+        body,
+    } = read_limited(response).await?;
     if status != 200 {
-        return Err(api_error(flow, status, &body, secrets));
+        return Err(Error::Api(Box::new(ApiError::new(
+            flow,
+            status,
+            retry_after,
+            &body,
+            secrets,
+        ))));
     }
     parse_token_body(&body).map_err(|failure| Error::InvalidResponse {
         status,
@@ -60,19 +70,23 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
                 excerpt: hide_secrets(&excerpt(&body), secrets),
             })
         }
+        Generated::ResponseBodyError(e) if is_limit_error(&e) => Err(Error::ResponseTooLarge {
+            status: e.status().map_or(200, |s| s.as_u16()),
+            limit: MAX_RESPONSE_BYTES,
+        }),
         Generated::CommunicationError(e)
         | Generated::ResponseBodyError(e)
         | Generated::InvalidUpgrade(e) => Err(Error::transport(e)),
-        Generated::ErrorResponse(value) => {
-            Err(api_error(flow, value.status().as_u16(), &[], secrets))
-        }
+        Generated::ErrorResponse(value) => Err(Error::Api(Box::new(ApiError::new(
+            flow,
+            value.status().as_u16(),
+            None,
+            &[],
+            secrets,
+        )))),
         Generated::InvalidRequest(reason) | Generated::Custom(reason) => Err(Error::invalid_input(
             "request",
             hide_secrets(&reason, secrets),
         )),
     }
-}
-
-fn api_error(flow: Flow, status: u16, body: &[u8], secrets: &[&str]) -> Error {
-    Error::Api(Box::new(ApiError::new(flow, status, body, secrets)))
 }

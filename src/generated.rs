@@ -37,4 +37,14 @@ impl ClientHooks<()> for Client {
         }
         Ok(())
     }
+
+    /// Sends the request; its body then fails once past [`crate::MAX_RESPONSE_BYTES`].
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.client.execute(request).await?;
+        Ok(crate::body::limit_body(response))
+    }
 }

@@ -80,6 +80,17 @@ impl Client {
         credentials: &StandardCredentials,
         resource: &LegacyResource,
     ) -> Result<AccessToken, Error> {
+        self.retry
+            .run(|| self.legacy_token_once(credentials, resource))
+            .await
+    }
+
+    /// One attempt of [`Self::legacy_token`], without retries.
+    async fn legacy_token_once(
+        &self,
+        credentials: &StandardCredentials,
+        resource: &LegacyResource,
+    ) -> Result<AccessToken, Error> {
         let client_id = credentials.client_id.as_str();
         let client_secret = credentials.client_secret.expose_secret();
         let subscription_key = credentials.subscription_key.expose_secret();

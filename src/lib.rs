@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod body;
 mod client;
 mod credentials;
 mod error;
@@ -15,9 +16,11 @@ mod partner;
 mod provider;
 mod redact;
 mod response;
+mod retry;
 mod standard;
 mod token;
 
+pub use body::MAX_RESPONSE_BYTES;
 pub use client::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Environment,
     PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH,
@@ -33,4 +36,5 @@ pub use middleware::VippsAuthMiddleware;
 pub use partner::FORM_CONTENT_TYPE;
 pub use provider::{RefreshPolicy, TokenProvider, TokenSource};
 pub use response::{PartnerTokenResponse, StandardTokenResponse, integer_or_digits};
+pub use retry::RetryPolicy;
 pub use token::{AccessToken, Flow};

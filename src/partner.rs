@@ -38,6 +38,17 @@ impl Client {
         credentials: &PartnerCredentials,
         scope: Option<&str>,
     ) -> Result<AccessToken, Error> {
+        self.retry
+            .run(|| self.partner_token_once(credentials, scope))
+            .await
+    }
+
+    /// One attempt of [`Self::partner_token`], without retries.
+    async fn partner_token_once(
+        &self,
+        credentials: &PartnerCredentials,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, Error> {
         let client_id = credentials.client_id.as_str();
         let client_secret = credentials.client_secret.expose_secret();
         header_value("client_id", client_id)?;

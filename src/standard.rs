@@ -30,6 +30,16 @@ impl Client {
         &self,
         credentials: &StandardCredentials,
     ) -> Result<AccessToken, Error> {
+        self.retry
+            .run(|| self.standard_token_once(credentials))
+            .await
+    }
+
+    /// One attempt of [`Self::standard_token`], without retries.
+    async fn standard_token_once(
+        &self,
+        credentials: &StandardCredentials,
+    ) -> Result<AccessToken, Error> {
         let client_id = credentials.client_id.as_str();
         let client_secret = credentials.client_secret.expose_secret();
         let subscription_key = credentials.subscription_key.expose_secret();

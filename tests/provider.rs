@@ -11,7 +11,7 @@ use std::{
 };
 
 use vipps_access_token::{
-    AccessToken, Client, ClientBuilder, Error, PartnerCredentials, RefreshPolicy,
+    AccessToken, Client, ClientBuilder, Error, PartnerCredentials, RefreshPolicy, RetryPolicy,
     StandardCredentials, TokenProvider, TokenSource,
 };
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
@@ -93,10 +93,12 @@ async fn server_with(issuer: &Issuer) -> MockServer {
 }
 
 /// A client for `server`. No timeouts: under paused time a pending timer would fire at
-/// once while the runtime waits on the loopback socket.
+/// once while the runtime waits on the loopback socket. No retries: each upstream
+/// request counted here is one fetch.
 fn client(server: &MockServer) -> Client {
     ClientBuilder::with_base_url(server.uri())
         .merchant_serial_number("123456")
+        .retry_policy(RetryPolicy::none())
         .http_client(
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

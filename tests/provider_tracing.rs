@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use vipps_access_token::{ClientBuilder, StandardCredentials, TokenProvider, TokenSource};
+use vipps_access_token::{
+    ClientBuilder, RetryPolicy, StandardCredentials, TokenProvider, TokenSource,
+};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
@@ -57,7 +59,10 @@ async fn traces_fetch_hit_miss_and_clock_skew_without_secrets() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let client = ClientBuilder::with_base_url(server.uri()).build().unwrap();
+    let client = ClientBuilder::with_base_url(server.uri())
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let credentials = StandardCredentials::new(CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY);
     let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
     provider.token().await.unwrap();

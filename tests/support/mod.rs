@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use vipps_access_token::{
     AccessToken, ApiError, Client, ClientBuilder, Error, Flow, LEGACY_TOKEN_PATH, LegacyResource,
-    PARTNER_TOKEN_PATH, PartnerCredentials, StandardCredentials, SystemHeaders,
+    PARTNER_TOKEN_PATH, PartnerCredentials, RetryPolicy, StandardCredentials, SystemHeaders,
 };
 use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
@@ -50,7 +50,8 @@ pub fn system_headers() -> SystemHeaders {
     SystemHeaders::new(SYSTEM_NAME, SYSTEM_VERSION).with_plugin(PLUGIN_NAME, PLUGIN_VERSION)
 }
 
-/// A client with the MSN and all four system headers set.
+/// A client with the MSN and all four system headers set. Retries are off: each case
+/// pins one exchange (retrying is tested in tests/faults.rs).
 pub fn full_client(server: &MockServer) -> Client {
     full_builder(server).build().expect("a valid client")
 }
@@ -59,11 +60,13 @@ pub fn full_builder(server: &MockServer) -> ClientBuilder {
     ClientBuilder::with_base_url(server.uri())
         .system_headers(system_headers())
         .merchant_serial_number(MSN)
+        .retry_policy(RetryPolicy::none())
 }
 
-/// A client with no optional header set.
+/// A client with no optional header set, and no retries.
 pub fn bare_client(server: &MockServer) -> Client {
     ClientBuilder::with_base_url(server.uri())
+        .retry_policy(RetryPolicy::none())
         .build()
         .expect("a valid client")
 }
