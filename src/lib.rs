@@ -9,6 +9,7 @@ mod error;
 mod exchange;
 mod generated;
 mod headers;
+mod jwt;
 mod legacy;
 #[cfg(feature = "middleware")]
 mod middleware;
@@ -30,6 +31,7 @@ pub use credentials::{
 };
 pub use error::{ApiError, AzureAdError, Error, ErrorBody, GatewayError, OAuthError};
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
+pub use jwt::{JwtError, UnverifiedJwt};
 pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
 #[cfg(feature = "middleware")]
 pub use middleware::VippsAuthMiddleware;

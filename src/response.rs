@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, de};
 
-use crate::credentials::TokenSecret;
+use crate::{Error, credentials::TokenSecret, redact::excerpt};
 
 /// The body of a successful `POST /accesstoken/get` (and of the legacy endpoint).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -35,6 +35,13 @@ pub struct StandardTokenResponse {
     pub access_token: TokenSecret,
 }
 
+impl StandardTokenResponse {
+    /// Reads a `POST /accesstoken/get` body, tolerantly; the error names the field at fault.
+    pub fn from_json(body: &[u8]) -> Result<Self, Error> {
+        parse_token_body(body).map_err(|failure| failure.into_error(body))
+    }
+}
+
 /// The body of a successful partner-flow `POST /miami/v1/token`: plain OAuth 2.0.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct PartnerTokenResponse {
@@ -45,6 +52,13 @@ pub struct PartnerTokenResponse {
     /// Seconds the token is valid for (900: 15 minutes).
     #[serde(deserialize_with = "integer_or_digits")]
     pub expires_in: u64,
+}
+
+impl PartnerTokenResponse {
+    /// Reads a partner-flow body, tolerantly; the error names the field at fault.
+    pub fn from_json(body: &[u8]) -> Result<Self, Error> {
+        parse_token_body(body).map_err(|failure| failure.into_error(body))
+    }
 }
 
 /// Deserialises a `u64` from a JSON integer or from a string of ASCII digits.
@@ -110,6 +124,18 @@ pub(crate) fn parse_token_body<T: de::DeserializeOwned>(body: &[u8]) -> Result<T
 pub(crate) struct ParseFailure {
     pub(crate) field: Option<String>,
     pub(crate) reason: String,
+}
+
+impl ParseFailure {
+    /// The error for a 200 whose `body` could not be read, with a redacted excerpt.
+    pub(crate) fn into_error(self, body: &[u8]) -> Error {
+        Error::InvalidResponse {
+            status: 200,
+            field: self.field,
+            reason: self.reason,
+            excerpt: excerpt(body),
+        }
+    }
 }
 
 fn missing_field(reason: &str) -> Option<String> {
