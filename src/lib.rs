@@ -4,6 +4,7 @@
 
 mod body;
 mod client;
+pub mod conformance;
 mod credentials;
 mod error;
 mod exchange;
