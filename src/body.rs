@@ -57,9 +57,12 @@ pub(crate) async fn read_limited(
 /// binding, which reads bodies itself. Its read then fails with an error that
 /// [`is_limit_error`] recognises.
 pub(crate) fn limit_body(response: reqwest::Response) -> reqwest::Response {
+    use reqwest::ResponseBuilderExt;
+    // Keep the URL, so that errors while reading name the real one.
     let mut builder = http::Response::builder()
         .status(response.status())
-        .version(response.version());
+        .version(response.version())
+        .url(response.url().clone());
     if let Some(headers) = builder.headers_mut() {
         *headers = response.headers().clone();
     }
@@ -87,7 +90,12 @@ fn unreachable_response() -> reqwest::Response {
 pub(crate) fn is_limit_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(error) = source {
-        if error.is::<BodyLimitExceeded>() {
+        // `io::Error::source` skips its own payload, so look inside it too.
+        let payload = error
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if error.is::<BodyLimitExceeded>() || payload.is_some_and(|p| p.is::<BodyLimitExceeded>()) {
             return true;
         }
         source = error.source();

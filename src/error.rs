@@ -329,6 +329,25 @@ fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
     crate::response::integer_or_digits(d).map(Some)
 }
 
+/// Hides each secret in every string of `json`, keys included.
+fn hide_in_json(json: &mut serde_json::Value, secrets: &[&str]) {
+    use serde_json::Value;
+    match json {
+        Value::String(text) => *text = hide_secrets(text, secrets),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| hide_in_json(item, secrets)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut value) in entries {
+                hide_in_json(&mut value, secrets);
+                map.insert(hide_secrets(&key, secrets), value);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 /// Fields only Azure AD sends; any of them tells its shape from plain OAuth 2.0.
 const AZURE_AD_FIELDS: [&str; 4] = ["error_codes", "trace_id", "correlation_id", "timestamp"];
 
@@ -412,7 +431,14 @@ impl ErrorBody {
                 hide_opt(&mut e.error_uri);
             }
             Self::Gateway(e) => hide(&mut e.message),
-            Self::Text(text) => hide(text),
+            Self::Text(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                // JSON of no known shape: escapes (`\u003d`) could still hide a secret.
+                Ok(mut json) => {
+                    hide_in_json(&mut json, secrets);
+                    *text = json.to_string();
+                }
+                Err(_) => hide(text),
+            },
             Self::Empty => {}
         }
     }

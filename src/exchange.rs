@@ -7,7 +7,7 @@ use crate::{
     Error,
     body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
     error::ApiError,
-    redact::{excerpt, hide_secrets},
+    redact::hide_secrets,
     response::parse_token_body,
     token::Flow,
 };
@@ -43,12 +43,7 @@ pub(crate) async fn read<T: DeserializeOwned>(
             secrets,
         ))));
     }
-    parse_token_body(&body).map_err(|failure| Error::InvalidResponse {
-        status,
-        field: failure.field,
-        reason: failure.reason,
-        excerpt: hide_secrets(&excerpt(&body), secrets),
-    })
+    parse_token_body(&body).map_err(|failure| failure.into_error(status, &body, secrets))
 }
 
 /// Maps the generated binding's error onto ours. Non-200 answers arrive as
@@ -63,12 +58,7 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
         Generated::UnexpectedResponse(response) => read(flow, response, secrets).await,
         Generated::InvalidResponsePayload(body, _) => {
             // Parse again through our parser so the error names the field.
-            parse_token_body::<T>(&body).map_err(|failure| Error::InvalidResponse {
-                status: 200,
-                field: failure.field,
-                reason: failure.reason,
-                excerpt: hide_secrets(&excerpt(&body), secrets),
-            })
+            parse_token_body::<T>(&body).map_err(|failure| failure.into_error(200, &body, secrets))
         }
         Generated::ResponseBodyError(e) if is_limit_error(&e) => Err(Error::ResponseTooLarge {
             status: e.status().map_or(200, |s| s.as_u16()),

@@ -12,24 +12,12 @@ const SECRET_LOOKING_RUN: usize = 16;
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out = String::new();
-    let mut run = String::new();
-    for c in one_line.chars() {
-        if is_token_char(c) {
-            run.push(c);
-        } else {
-            flush(&mut out, &mut run);
-            out.push(c);
-        }
-        if out.chars().count() >= EXCERPT_CHARS {
-            break;
-        }
+    let hidden = hide_token_like(&one_line);
+    if hidden.chars().count() <= EXCERPT_CHARS {
+        return hidden;
     }
-    flush(&mut out, &mut run);
-    if out.chars().count() > EXCERPT_CHARS {
-        out = out.chars().take(EXCERPT_CHARS).collect();
-        out.push('…');
-    }
+    let mut out: String = hidden.chars().take(EXCERPT_CHARS).collect();
+    out.push('…');
     out
 }
 
@@ -44,6 +32,23 @@ fn flush(out: &mut String, run: &mut String) {
         out.push_str(run);
     }
     run.clear();
+}
+
+/// `text` with anything that looks like a token, a key or a secret replaced by
+/// `[redacted]`, for messages that quote what a server sent.
+pub(crate) fn hide_token_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut out, &mut run);
+            out.push(c);
+        }
+    }
+    flush(&mut out, &mut run);
+    out
 }
 
 /// Replaces every occurrence of each known secret in `text` with `[redacted]`.

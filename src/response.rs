@@ -10,7 +10,11 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, de};
 
-use crate::{Error, credentials::TokenSecret, redact::excerpt};
+use crate::{
+    Error,
+    credentials::TokenSecret,
+    redact::{excerpt, hide_secrets, hide_token_like},
+};
 
 /// The body of a successful `POST /accesstoken/get` (and of the legacy endpoint).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -38,7 +42,7 @@ pub struct StandardTokenResponse {
 impl StandardTokenResponse {
     /// Reads a `POST /accesstoken/get` body, tolerantly; the error names the field at fault.
     pub fn from_json(body: &[u8]) -> Result<Self, Error> {
-        parse_token_body(body).map_err(|failure| failure.into_error(body))
+        parse_token_body(body).map_err(|failure| failure.into_error(200, body, &[]))
     }
 }
 
@@ -57,7 +61,7 @@ pub struct PartnerTokenResponse {
 impl PartnerTokenResponse {
     /// Reads a partner-flow body, tolerantly; the error names the field at fault.
     pub fn from_json(body: &[u8]) -> Result<Self, Error> {
-        parse_token_body(body).map_err(|failure| failure.into_error(body))
+        parse_token_body(body).map_err(|failure| failure.into_error(200, body, &[]))
     }
 }
 
@@ -127,13 +131,14 @@ pub(crate) struct ParseFailure {
 }
 
 impl ParseFailure {
-    /// The error for a 200 whose `body` could not be read, with a redacted excerpt.
-    pub(crate) fn into_error(self, body: &[u8]) -> Error {
+    /// The error for an answer whose `body` could not be read. The reason and the excerpt
+    /// quote the server, so the `secrets` sent and anything token-like are hidden in both.
+    pub(crate) fn into_error(self, status: u16, body: &[u8], secrets: &[&str]) -> Error {
         Error::InvalidResponse {
-            status: 200,
+            status,
             field: self.field,
-            reason: self.reason,
-            excerpt: excerpt(body),
+            reason: hide_secrets(&hide_token_like(&self.reason), secrets),
+            excerpt: hide_secrets(&excerpt(body), secrets),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::{
     Error,
     credentials::{SubscriptionKey, TokenSecret},
     headers::{CallerHeaders, secret_header_value},
+    redact::hide_token_like,
     response::{PartnerTokenResponse, StandardTokenResponse},
 };
 
@@ -114,7 +115,10 @@ impl AccessToken {
             return Err(Error::InvalidResponse {
                 status: 200,
                 field: Some("token_type".to_owned()),
-                reason: format!("expected `Bearer`, got {token_type:?}"),
+                reason: format!(
+                    "expected `Bearer`, got {}",
+                    hide_token_like(&format!("{token_type:?}"))
+                ),
                 excerpt: String::new(),
             });
         }
