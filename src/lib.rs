@@ -14,6 +14,8 @@ mod jwt;
 mod legacy;
 #[cfg(feature = "middleware")]
 mod middleware;
+#[cfg(feature = "mock")]
+pub mod mock;
 mod partner;
 mod provider;
 mod redact;

@@ -1,0 +1,65 @@
+//! `vipps-token`: get Vipps MobilePay access tokens (standard, partner, legacy flows),
+//! decode them, or run the embedded mock of the Access Token API.
+//!
+//! ```text
+//! vipps-token token --env mock                      # a token from the in-process mock
+//! VIPPS_CLIENT_ID=... VIPPS_CLIENT_SECRET=... VIPPS_SUBSCRIPTION_KEY=... vipps-token token
+//! vipps-token partner-token --env production --output json
+//! vipps-token token --output header | vipps-token decode
+//! vipps-token mock --addr 127.0.0.1:8080
+//! ```
+
+#[path = "vipps-token/args.rs"]
+mod args;
+#[path = "vipps-token/decode.rs"]
+mod decode;
+#[path = "vipps-token/failure.rs"]
+mod failure;
+#[path = "vipps-token/fetch.rs"]
+mod fetch;
+#[path = "vipps-token/keys.rs"]
+mod keys;
+#[path = "vipps-token/output.rs"]
+mod output;
+#[path = "vipps-token/progress.rs"]
+mod progress;
+#[path = "vipps-token/serve.rs"]
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::{
+    args::{Cli, Command},
+    failure::{Failure, SERVER_OR_TRANSPORT},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    // One thread is plenty for one request; the mock serves on every core.
+    let mut runtime = match command {
+        Command::Mock(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = runtime.enable_all().build().map_err(|e| {
+        Failure::new(
+            SERVER_OR_TRANSPORT,
+            format!("could not start the runtime: {e}"),
+        )
+    })?;
+    match command {
+        Command::Token(args) => runtime.block_on(fetch::standard(args)),
+        Command::PartnerToken(args) => runtime.block_on(fetch::partner(args)),
+        Command::LegacyToken(args) => runtime.block_on(fetch::legacy(args)),
+        Command::Decode(args) => decode::run(args),
+        Command::Mock(args) => runtime.block_on(serve::run(args)),
+    }
+}

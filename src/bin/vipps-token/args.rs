@@ -1,0 +1,231 @@
+//! The command line: subcommands and their options.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vipps_access_token::{LegacyResource, PARTNER_TOKEN_PATH};
+
+/// Get Vipps MobilePay access tokens, decode them, or run a local mock of the Access Token API.
+///
+/// Exit codes: 0 success, 1 output could not be written, 2 usage or invalid input,
+/// 3 credentials rejected (401, 403), 4 any other 4xx, 5 server error, timeout or transport.
+#[derive(Parser)]
+#[command(name = "vipps-token", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Get a token with merchant or partner keys: POST /accesstoken/get.
+    Token(StandardArgs),
+    /// Get a token with management or accounting keys: POST /miami/v1/token.
+    PartnerToken(PartnerArgs),
+    /// Get a token from the deprecated legacy endpoint: POST /api/v2/accesstoken/jwt.
+    LegacyToken(LegacyArgs),
+    /// Show a token's header, claims and time left, without verifying its signature.
+    Decode(DecodeArgs),
+    /// Run the mock Access Token API in the foreground until Ctrl-C.
+    Mock(MockArgs),
+}
+
+/// Where to ask, and how long to wait.
+#[derive(Args)]
+pub struct Target {
+    /// The environment to call; `mock` starts the mock in this process and uses its
+    /// keys for any key not given.
+    #[arg(long, value_enum, default_value_t = Env::Test)]
+    pub env: Env,
+    /// A base URL to call instead of the environment's (a proxy, a mock).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Seconds to wait for the whole request.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub timeout: Duration,
+    /// Try once only. By default a server error, a 429 or a transport failure is tried
+    /// again, up to 3 attempts in about 10 s; rejected credentials never are.
+    #[arg(long)]
+    pub no_retry: bool,
+}
+
+/// An environment to call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Env {
+    /// The test environment, apitest.vipps.no.
+    Test,
+    /// Production, api.vipps.no.
+    Production,
+    /// The embedded mock, on a random loopback port.
+    Mock,
+}
+
+/// `client_id` and `client_secret`.
+#[derive(Args)]
+pub struct KeyArgs {
+    /// The client_id.
+    #[arg(long, env = "VIPPS_CLIENT_ID", hide_env_values = true)]
+    pub client_id: Option<String>,
+    /// The client_secret; prefer the environment variable or --client-secret-stdin, which
+    /// other users of the machine cannot see.
+    #[arg(
+        long,
+        env = "VIPPS_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// Read the client_secret from the first line of stdin.
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+}
+
+/// `Ocp-Apim-Subscription-Key`.
+#[derive(Args)]
+pub struct SubscriptionKeyArgs {
+    /// The Ocp-Apim-Subscription-Key.
+    #[arg(
+        long,
+        env = "VIPPS_SUBSCRIPTION_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub subscription_key: Option<String>,
+    /// Read the subscription key from the next line of stdin (after the client_secret
+    /// when both are read).
+    #[arg(long)]
+    pub subscription_key_stdin: bool,
+}
+
+/// The headers that identify the caller.
+#[derive(Args)]
+pub struct CallerArgs {
+    /// Merchant-Serial-Number: 4 to 6 digits.
+    #[arg(long, env = "VIPPS_MSN", hide_env_values = true)]
+    pub msn: Option<String>,
+    /// Vipps-System-Name.
+    #[arg(long, env = "VIPPS_SYSTEM_NAME", hide_env_values = true)]
+    pub system_name: Option<String>,
+    /// Vipps-System-Version.
+    #[arg(long, env = "VIPPS_SYSTEM_VERSION", hide_env_values = true)]
+    pub system_version: Option<String>,
+    /// Vipps-System-Plugin-Name.
+    #[arg(long, env = "VIPPS_SYSTEM_PLUGIN_NAME", hide_env_values = true)]
+    pub system_plugin_name: Option<String>,
+    /// Vipps-System-Plugin-Version.
+    #[arg(long, env = "VIPPS_SYSTEM_PLUGIN_VERSION", hide_env_values = true)]
+    pub system_plugin_version: Option<String>,
+}
+
+/// What to print on success.
+#[derive(Args)]
+pub struct OutputArgs {
+    /// `token`: the token alone; `header`: `Authorization: Bearer <token>`; `json`: the
+    /// response, numbers as integers.
+    #[arg(long, value_enum, default_value_t = Output::Token)]
+    pub output: Output,
+}
+
+/// An output form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// The token alone, for pipes: `curl -H "Authorization: Bearer $(vipps-token token)"`.
+    Token,
+    /// `Authorization: Bearer <token>`.
+    Header,
+    /// The response as JSON.
+    Json,
+}
+
+/// `token`.
+#[derive(Args)]
+pub struct StandardArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub subscription_key: SubscriptionKeyArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `partner-token`.
+#[derive(Args)]
+pub struct PartnerArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The token path, such as /authentication/v1/token once the endpoint is renamed.
+    #[arg(long, value_name = "PATH", default_value = PARTNER_TOKEN_PATH)]
+    pub token_path: String,
+    /// The OAuth scope to ask for.
+    #[arg(long)]
+    pub scope: Option<String>,
+}
+
+/// `legacy-token`.
+#[derive(Args)]
+pub struct LegacyArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub subscription_key: SubscriptionKeyArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The product's resource URL, or `recurring`, `invoice-isp`, `invoice-ipp`.
+    #[arg(long, value_name = "URL", value_parser = resource)]
+    pub resource: LegacyResource,
+}
+
+/// `decode`.
+#[derive(Args)]
+pub struct DecodeArgs {
+    /// The token, `Bearer <token>` or `Authorization: Bearer <token>`; `-` or nothing
+    /// reads it from stdin.
+    #[arg(value_name = "TOKEN|-")]
+    pub token: Option<String>,
+}
+
+/// `mock`.
+#[derive(Args)]
+pub struct MockArgs {
+    /// Where to listen; a non-loopback address exposes the mock to the network.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Issue 24-hour production tokens instead of 1-hour test tokens.
+    #[arg(long)]
+    pub production: bool,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| "expected a number of seconds, such as 30 or 0.5".to_owned())?;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "expected a positive number of seconds".to_owned())
+}
+
+fn resource(text: &str) -> Result<LegacyResource, String> {
+    Ok(match text {
+        "recurring" => LegacyResource::Recurring,
+        "invoice-isp" => LegacyResource::InvoiceIsp,
+        "invoice-ipp" => LegacyResource::InvoiceIpp,
+        url => LegacyResource::Other(url.to_owned()),
+    })
+}

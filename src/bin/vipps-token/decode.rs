@@ -1,0 +1,142 @@
+//! `decode`: a JWT's header and claims, and how long it has left, without verifying it.
+
+use std::{
+    io::{self, Read, Write},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Map, Value};
+
+use crate::{
+    args::DecodeArgs,
+    failure::{Failure, OUTPUT},
+};
+
+/// Runs `decode`.
+pub fn run(args: DecodeArgs) -> Result<(), Failure> {
+    let raw = match args.token.as_deref() {
+        None | Some("-") => {
+            let mut text = String::new();
+            io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::usage(format!("could not read the token from stdin: {e}")))?;
+            text
+        }
+        Some(token) => token.to_owned(),
+    };
+    let token = bare_token(&raw);
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Failure::usage(
+            "not a JWT: expected three parts separated by dots (header.claims.signature)",
+        ));
+    };
+    let header = object(header, "header")?;
+    let claims = object(claims, "claims")?;
+    let text = format!(
+        "header: {}\nclaims: {}\n{}\nsignature: not verified",
+        pretty(&header),
+        pretty(&claims),
+        time_left(&claims, now())
+    );
+    writeln!(io::stdout().lock(), "{text}")
+        .or_else(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(|e| Failure::new(OUTPUT, format!("could not write to stdout: {e}")))
+}
+
+/// The token without `Authorization:`, `Bearer` or surrounding whitespace.
+fn bare_token(raw: &str) -> &str {
+    let mut token = raw.trim();
+    if let Some((name, rest)) = token.split_once(':')
+        && name.trim().eq_ignore_ascii_case("authorization")
+    {
+        token = rest.trim();
+    }
+    if let Some((scheme, rest)) = token.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        token = rest.trim();
+    }
+    token
+}
+
+/// A base64url part decoded as a JSON object.
+fn object(part: &str, name: &str) -> Result<Map<String, Value>, Failure> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| Failure::usage(format!("not a JWT: the {name} is not base64url")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| Failure::usage(format!("not a JWT: the {name} is not a JSON object")))
+}
+
+fn pretty(object: &Map<String, Value>) -> String {
+    serde_json::to_string_pretty(object).unwrap_or_default()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `expires in 59m 58s (exp 1700003600)`, or how long ago it expired.
+fn time_left(claims: &Map<String, Value>, now: u64) -> String {
+    let Some(exp) = claims.get("exp").and_then(Value::as_u64) else {
+        return "expires: unknown (no numeric exp claim)".to_owned();
+    };
+    if exp > now {
+        format!("expires in {} (exp {exp})", human(exp - now))
+    } else {
+        format!("expired {} ago (exp {exp})", human(now - exp))
+    }
+}
+
+/// `1d 2h 3m 4s`, leaving out leading zero units.
+fn human(seconds: u64) -> String {
+    let units = [
+        (seconds / 86_400, "d"),
+        (seconds / 3600 % 24, "h"),
+        (seconds / 60 % 60, "m"),
+        (seconds % 60, "s"),
+    ];
+    let parts: Vec<String> = units
+        .iter()
+        .skip_while(|(n, unit)| *n == 0 && *unit != "s")
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_header_name_and_scheme() {
+        assert_eq!(bare_token("  a.b.c\n"), "a.b.c");
+        assert_eq!(bare_token("Bearer a.b.c"), "a.b.c");
+        assert_eq!(bare_token("Authorization: Bearer a.b.c"), "a.b.c");
+    }
+
+    #[test]
+    fn says_how_long_is_left() {
+        let claims = |exp: u64| {
+            let mut map = Map::new();
+            map.insert("exp".into(), exp.into());
+            map
+        };
+        assert_eq!(
+            time_left(&claims(4600), 1000),
+            "expires in 1h 0m 0s (exp 4600)"
+        );
+        assert_eq!(time_left(&claims(1000), 1005), "expired 5s ago (exp 1000)");
+        assert_eq!(human(90_061), "1d 1h 1m 1s");
+        assert!(time_left(&Map::new(), 0).contains("unknown"));
+    }
+}

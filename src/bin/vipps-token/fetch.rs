@@ -1,0 +1,100 @@
+//! The token commands: build a client for the target (starting the mock for `--env mock`),
+//! ask for a token, print it.
+
+use vipps_access_token::{
+    AccessToken, Client, ClientBuilder, Environment, Error, RetryPolicy, SystemHeaders,
+    mock::MockServer,
+};
+
+use crate::{
+    args::{CallerArgs, Env, LegacyArgs, PartnerArgs, StandardArgs, Target},
+    failure::{Failure, SERVER_OR_TRANSPORT},
+    keys, output, progress,
+};
+
+/// A client, and the mock it calls when `--env mock` started one.
+struct Session {
+    client: Client,
+    mock: Option<MockServer>,
+}
+
+impl Session {
+    async fn open(
+        target: &Target,
+        caller: &CallerArgs,
+        partner_token_path: Option<&str>,
+    ) -> Result<Self, Failure> {
+        let (base_url, mock) = match (&target.base_url, target.env) {
+            (Some(url), _) => (url.clone(), None),
+            (None, Env::Test) => (Environment::Test.base_url().to_owned(), None),
+            (None, Env::Production) => (Environment::Production.base_url().to_owned(), None),
+            (None, Env::Mock) => {
+                let mock = MockServer::start().await.map_err(|error| {
+                    Failure::new(
+                        SERVER_OR_TRANSPORT,
+                        format!("could not start the mock: {error}"),
+                    )
+                })?;
+                (mock.base_url().to_owned(), Some(mock))
+            }
+        };
+        let mut builder = ClientBuilder::with_base_url(base_url)
+            .timeout(target.timeout)
+            .system_headers(SystemHeaders {
+                name: caller.system_name.clone(),
+                version: caller.system_version.clone(),
+                plugin_name: caller.system_plugin_name.clone(),
+                plugin_version: caller.system_plugin_version.clone(),
+            });
+        if let Some(msn) = &caller.msn {
+            builder = builder.merchant_serial_number(msn);
+        }
+        if target.no_retry {
+            builder = builder.retry_policy(RetryPolicy::none());
+        }
+        if let Some(path) = partner_token_path {
+            builder = builder.partner_token_path(path);
+        }
+        Ok(Self {
+            client: builder.build()?,
+            mock,
+        })
+    }
+
+    /// Waits for `request`, showing progress when it is slow, then prints the token.
+    async fn finish(
+        &self,
+        request: impl Future<Output = Result<AccessToken, Error>>,
+        output: crate::args::Output,
+    ) -> Result<(), Failure> {
+        let token = progress::while_waiting(self.client.base_url(), request).await?;
+        output::print(&token, output)
+    }
+}
+
+/// `token`.
+pub async fn standard(args: StandardArgs) -> Result<(), Failure> {
+    let session = Session::open(&args.target, &args.caller, None).await?;
+    let credentials = keys::standard(&args.keys, &args.subscription_key, session.mock.as_ref())?;
+    let request = session.client.standard_token(&credentials);
+    session.finish(request, args.output.output).await
+}
+
+/// `partner-token`.
+pub async fn partner(args: PartnerArgs) -> Result<(), Failure> {
+    let session = Session::open(&args.target, &args.caller, Some(&args.token_path)).await?;
+    let credentials = keys::partner(&args.keys, session.mock.as_ref())?;
+    let request = session
+        .client
+        .partner_token(&credentials, args.scope.as_deref());
+    session.finish(request, args.output.output).await
+}
+
+/// `legacy-token`.
+#[allow(deprecated)]
+pub async fn legacy(args: LegacyArgs) -> Result<(), Failure> {
+    let session = Session::open(&args.target, &args.caller, None).await?;
+    let credentials = keys::standard(&args.keys, &args.subscription_key, session.mock.as_ref())?;
+    let request = session.client.legacy_token(&credentials, &args.resource);
+    session.finish(request, args.output.output).await
+}
