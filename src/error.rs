@@ -184,6 +184,11 @@ impl ApiError {
             400 if body.error_code() == Some("unsupported_grant_type") => {
                 "the partner endpoint needs the form body grant_type=client_credentials"
             }
+            400 if self.flow == Flow::Partner => {
+                "check the Basic credentials (management or accounting keys) and that the form \
+                 body carries grant_type=client_credentials: without it the endpoint answers \
+                 invalid_client"
+            }
             400 => {
                 "the request was refused: check client_id, client_secret and that the keys \
                  belong to the environment you call"

@@ -51,6 +51,7 @@ pub struct AccessToken {
     flow: Flow,
     sent_at: SentAt,
     expires_in: Duration,
+    ext_expires_in: Option<Duration>,
     expires_at: SystemTime,
     expires_at_instant: Instant,
     server_expires_on: Option<SystemTime>,
@@ -74,6 +75,7 @@ impl AccessToken {
             flow,
             sent_at,
         )?;
+        token.ext_expires_in = Some(Duration::from_secs(body.ext_expires_in));
         token.server_expires_on = Some(unix_seconds("expires_on", body.expires_on)?);
         token.server_not_before = Some(unix_seconds("not_before", body.not_before)?);
         token.resource = Some(body.resource);
@@ -146,6 +148,7 @@ impl AccessToken {
             flow,
             sent_at,
             expires_in,
+            ext_expires_in: None,
             expires_at,
             expires_at_instant,
             server_expires_on: None,
@@ -173,6 +176,12 @@ impl AccessToken {
     /// How long the token is valid for, as the server said (`expires_in`).
     pub fn expires_in(&self) -> Duration {
         self.expires_in
+    }
+
+    /// `ext_expires_in` as the server sent it (standard and legacy flows only; documented
+    /// as not used).
+    pub fn ext_expires_in(&self) -> Option<Duration> {
+        self.ext_expires_in
     }
 
     /// When the token expires by the local clock: the moment the request was sent plus

@@ -17,7 +17,7 @@ use vipps_access_token::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_vipps-token");
 
-const VARIABLES: [&str; 8] = [
+const VARIABLES: [&str; 10] = [
     "VIPPS_CLIENT_ID",
     "VIPPS_CLIENT_SECRET",
     "VIPPS_SUBSCRIPTION_KEY",
@@ -26,6 +26,8 @@ const VARIABLES: [&str; 8] = [
     "VIPPS_SYSTEM_VERSION",
     "VIPPS_SYSTEM_PLUGIN_NAME",
     "VIPPS_SYSTEM_PLUGIN_VERSION",
+    "VIPPS_PARTNER_CLIENT_ID",
+    "VIPPS_PARTNER_CLIENT_SECRET",
 ];
 
 /// A finished run of the binary.
@@ -153,6 +155,7 @@ async fn token_output_json_has_integers() {
     assert_eq!(run.code, 0, "{run:?}");
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json["expires_in"], 3600);
+    assert!(json["ext_expires_in"].is_u64(), "{json}");
     assert_eq!(json["token_type"], "Bearer");
     let (on, before) = (json["expires_on"].as_u64(), json["not_before"].as_u64());
     assert_eq!(on.zip(before).map(|(on, before)| on - before), Some(3600));
@@ -380,11 +383,11 @@ async fn exit_4_on_other_client_errors() {
         429,
         r#"{"statusCode": 429, "message": "Rate limit is exceeded."}"#,
     );
-    let args = ["token", "--base-url", mock.base_url(), "--no-retry"];
+    let args = ["token", "--base-url", mock.base_url(), "--retries", "0"];
     let run = self::run(&args, keys(), "").await;
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stderr.contains("Rate limit is exceeded"), "{run:?}");
-    assert_eq!(mock.request_count(), 2, "--no-retry tries once");
+    assert_eq!(mock.request_count(), 2, "--retries 0 tries once");
 }
 
 #[tokio::test]
@@ -400,7 +403,8 @@ async fn exit_5_on_server_errors() {
         mock.base_url(),
         "--resource",
         "recurring",
-        "--no-retry",
+        "--retries",
+        "0",
     ];
     let run = run(&args, keys(), "").await;
     assert_eq!(run.code, 5, "{run:?}");
@@ -435,7 +439,8 @@ async fn exit_5_on_timeout() {
         mock.base_url(),
         "--timeout",
         "0.2",
-        "--no-retry",
+        "--retries",
+        "0",
     ];
     let run = run(&args, keys(), "").await;
     assert_eq!(run.code, 5, "{run:?}");
@@ -512,4 +517,68 @@ async fn mock_subcommand_serves_and_prints_its_keys() {
     ] {
         assert!(text.contains(key), "{text}");
     }
+}
+
+#[tokio::test]
+async fn conformance_against_the_mock_passes_every_check() {
+    let run = run(&["conformance", "--env", "mock"], vec![], "").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("standard: exp agrees with expires_in"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("partner: a wrong client_secret is refused"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.trim_end().ends_with("14 checks, 0 failed"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
+async fn conformance_reports_each_deviation_and_exits_6() {
+    let mock = MockServer::start().await.unwrap();
+    // Every answer is a 200 without access_token: the token checks fail, and so do the
+    // refusals of a wrong secret and a wrong subscription key.
+    mock.fail_all(
+        200,
+        r#"{"token_type": "Bearer", "expires_in": "3600", "ext_expires_in": "0",
+            "expires_on": "1495271273", "not_before": "1495184574", "resource": "r"}"#,
+    );
+    let run = run(&["conformance", "--base-url", mock.base_url()], keys(), "").await;
+    assert_eq!(run.code, 6, "{run:?}");
+    let failed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" FAIL "))
+        .collect();
+    assert_eq!(failed.len(), 3, "{run:?}");
+    assert!(failed[0].contains("access_token"), "{run:?}");
+    assert!(
+        failed[1].starts_with("standard: a wrong client_secret"),
+        "{run:?}"
+    );
+    assert!(
+        failed[2].starts_with("standard: a wrong subscription key"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("3 checks deviate"), "{run:?}");
+}
+
+#[tokio::test]
+async fn conformance_without_keys_says_what_to_set() {
+    let run = run(
+        &["conformance", "--base-url", "http://127.0.0.1:9"],
+        vec![],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("VIPPS_CONFORMANCE_BASE_URL") || run.stderr.contains("VIPPS_CLIENT_ID"),
+        "{run:?}"
+    );
 }

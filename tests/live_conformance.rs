@@ -269,3 +269,20 @@ fn the_environment_help_names_every_variable() {
         assert!(ENV_HELP.contains(name), "{name}");
     }
 }
+
+/// The embedded mock behaves as documented, so every check passes against it.
+#[cfg(feature = "mock")]
+#[tokio::test]
+async fn the_embedded_mock_passes_every_check() {
+    let mock = vipps_access_token::mock::MockServer::start().await.unwrap();
+    let mut config = ConformanceConfig::new(mock.base_url());
+    config.standard = Some(mock.standard_credentials());
+    config.partner = Some(mock.partner_credentials());
+    let report = run(&config).await;
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.checks.len(), 14, "{report}");
+    assert!(
+        report.checks.iter().all(|c| c.outcome == Outcome::Pass),
+        "{report}"
+    );
+}

@@ -7,10 +7,13 @@
 //! vipps-token partner-token --env production --output json
 //! vipps-token token --output header | vipps-token decode
 //! vipps-token mock --addr 127.0.0.1:8080
+//! vipps-token conformance --env mock                # the documented checks, as a table
 //! ```
 
 #[path = "vipps-token/args.rs"]
 mod args;
+#[path = "vipps-token/conformance.rs"]
+mod conformance;
 #[path = "vipps-token/decode.rs"]
 mod decode;
 #[path = "vipps-token/failure.rs"]
@@ -61,5 +64,6 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::LegacyToken(args) => runtime.block_on(fetch::legacy(args)),
         Command::Decode(args) => decode::run(args),
         Command::Mock(args) => runtime.block_on(serve::run(args)),
+        Command::Conformance(args) => runtime.block_on(conformance::run(args)),
     }
 }

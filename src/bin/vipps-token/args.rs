@@ -8,7 +8,8 @@ use vipps_access_token::{LegacyResource, PARTNER_TOKEN_PATH};
 /// Get Vipps MobilePay access tokens, decode them, or run a local mock of the Access Token API.
 ///
 /// Exit codes: 0 success, 1 output could not be written, 2 usage or invalid input,
-/// 3 credentials rejected (401, 403), 4 any other 4xx, 5 server error, timeout or transport.
+/// 3 credentials rejected (401, 403), 4 any other 4xx, 5 server error, timeout or transport,
+/// 6 conformance deviations found.
 #[derive(Parser)]
 #[command(name = "vipps-token", version)]
 pub struct Cli {
@@ -30,6 +31,9 @@ pub enum Command {
     Decode(DecodeArgs),
     /// Run the mock Access Token API in the foreground until Ctrl-C.
     Mock(MockArgs),
+    /// Check a deployment against the documented request and response shapes, for each
+    /// flow whose keys are given, and print a table; exit 6 when anything deviates.
+    Conformance(ConformanceArgs),
 }
 
 /// Where to ask, and how long to wait.
@@ -45,10 +49,10 @@ pub struct Target {
     /// Seconds to wait for the whole request.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub timeout: Duration,
-    /// Try once only. By default a server error, a 429 or a transport failure is tried
-    /// again, up to 3 attempts in about 10 s; rejected credentials never are.
-    #[arg(long)]
-    pub no_retry: bool,
+    /// How many times to try again after a server error, a 429 or a transport failure
+    /// (within about 10 s in all); rejected credentials are never tried again.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
 }
 
 /// An environment to call.
@@ -189,6 +193,31 @@ pub struct LegacyArgs {
     /// The product's resource URL, or `recurring`, `invoice-isp`, `invoice-ipp`.
     #[arg(long, value_name = "URL", value_parser = resource)]
     pub resource: LegacyResource,
+}
+
+/// `conformance`.
+#[derive(Args)]
+pub struct ConformanceArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub subscription_key: SubscriptionKeyArgs,
+    /// The partner flow's client_id (management or accounting keys).
+    #[arg(long, env = "VIPPS_PARTNER_CLIENT_ID", hide_env_values = true)]
+    pub partner_client_id: Option<String>,
+    /// The partner flow's client_secret.
+    #[arg(
+        long,
+        env = "VIPPS_PARTNER_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub partner_client_secret: Option<String>,
+    /// The partner token path.
+    #[arg(long, value_name = "PATH", default_value = PARTNER_TOKEN_PATH)]
+    pub token_path: String,
 }
 
 /// `decode`.

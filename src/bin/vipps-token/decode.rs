@@ -5,8 +5,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
+use vipps_access_token::UnverifiedJwt;
 
 use crate::{
     args::DecodeArgs,
@@ -25,22 +25,12 @@ pub fn run(args: DecodeArgs) -> Result<(), Failure> {
         }
         Some(token) => token.to_owned(),
     };
-    let token = bare_token(&raw);
-    let mut parts = token.split('.');
-    let (Some(header), Some(claims), Some(_signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Failure::usage(
-            "not a JWT: expected three parts separated by dots (header.claims.signature)",
-        ));
-    };
-    let header = object(header, "header")?;
-    let claims = object(claims, "claims")?;
+    let jwt = UnverifiedJwt::decode(bare_token(&raw)).map_err(|e| Failure::usage(e.to_string()))?;
     let text = format!(
         "header: {}\nclaims: {}\n{}\nsignature: not verified",
-        pretty(&header),
-        pretty(&claims),
-        time_left(&claims, now())
+        pretty(&jwt.header),
+        pretty(&jwt.claims),
+        time_left(&jwt.claims, now())
     );
     writeln!(io::stdout().lock(), "{text}")
         .or_else(|e| match e.kind() {
@@ -64,15 +54,6 @@ fn bare_token(raw: &str) -> &str {
         token = rest.trim();
     }
     token
-}
-
-/// A base64url part decoded as a JSON object.
-fn object(part: &str, name: &str) -> Result<Map<String, Value>, Failure> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .map_err(|_| Failure::usage(format!("not a JWT: the {name} is not base64url")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|_| Failure::usage(format!("not a JWT: the {name} is not a JSON object")))
 }
 
 fn pretty(object: &Map<String, Value>) -> String {

@@ -15,6 +15,8 @@ pub const REJECTED: u8 = 3;
 pub const CLIENT_ERROR: u8 = 4;
 /// Exit code: a server error, a timeout or a transport failure.
 pub const SERVER_OR_TRANSPORT: u8 = 5;
+/// `conformance` found a deviation from the documentation.
+pub const DEVIATIONS: u8 = 6;
 
 /// A failed command.
 pub struct Failure {

@@ -13,13 +13,13 @@ use crate::{
 };
 
 /// A client, and the mock it calls when `--env mock` started one.
-struct Session {
-    client: Client,
-    mock: Option<MockServer>,
+pub struct Session {
+    pub client: Client,
+    pub mock: Option<MockServer>,
 }
 
 impl Session {
-    async fn open(
+    pub async fn open(
         target: &Target,
         caller: &CallerArgs,
         partner_token_path: Option<&str>,
@@ -49,9 +49,10 @@ impl Session {
         if let Some(msn) = &caller.msn {
             builder = builder.merchant_serial_number(msn);
         }
-        if target.no_retry {
-            builder = builder.retry_policy(RetryPolicy::none());
-        }
+        builder = builder.retry_policy(RetryPolicy {
+            max_attempts: target.retries.saturating_add(1),
+            ..RetryPolicy::default()
+        });
         if let Some(path) = partner_token_path {
             builder = builder.partner_token_path(path);
         }

@@ -13,12 +13,12 @@ use crate::{
     failure::{Failure, OUTPUT},
 };
 
-/// The standard and legacy response, numbers as integers, fields in the API's order. Its
-/// `ext_expires_in` ("not used") is not kept by the library, so it is not shown.
+/// The standard and legacy response, numbers as integers, fields in the API's order.
 #[derive(Serialize)]
 struct StandardJson<'a> {
     token_type: &'a str,
     expires_in: u64,
+    ext_expires_in: Option<u64>,
     expires_on: Option<u64>,
     not_before: Option<u64>,
     resource: Option<&'a str>,
@@ -63,6 +63,7 @@ fn json(token: &AccessToken, secret: &str) -> String {
         serde_json::to_string_pretty(&StandardJson {
             token_type: token.token_type(),
             expires_in,
+            ext_expires_in: token.ext_expires_in().map(|d| d.as_secs()),
             expires_on: token.server_expires_on().map(unix),
             not_before: token.server_not_before().map(unix),
             resource: token.resource(),
