@@ -9,6 +9,9 @@
 //!
 //! Everything runs against a wiremock server on loopback.
 
+#[path = "../tests/common/token_body.rs"]
+mod token_body;
+
 use std::{
     hint::black_box,
     sync::{
@@ -17,6 +20,7 @@ use std::{
     },
     time::Duration,
 };
+use token_body::standard_token_body;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
@@ -42,15 +46,7 @@ async fn token_server(answered: Arc<AtomicUsize>) -> MockServer {
         .disable_request_recording()
         .start()
         .await;
-    let body = serde_json::json!({
-        "token_type": "Bearer",
-        "expires_in": "3600",
-            "ext_expires_in": "0",
-            "expires_on": "1495271273",
-            "not_before": "1495184574",
-            "resource": "00000002-0000-0000-c000-000000000000",
-            "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1Ni.bench",
-    });
+    let body = standard_token_body("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1Ni.bench", "3600");
     Mock::given(matchers::method("POST"))
         .and(matchers::path("/accesstoken/get"))
         .respond_with(move |_: &wiremock::Request| {

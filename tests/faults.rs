@@ -35,6 +35,9 @@
 //! | `http://example.invalid` base URL | none | `build()` fails with `InvalidInput` on `base_url`, "https" | no network |
 //! | `http://example.invalid` with `allow_insecure_http(true)`; `https://example.invalid`; `http://` on loopback | none | `build()` succeeds | no network |
 
+#[path = "common/token_body.rs"]
+mod token_body;
+
 use std::{
     future::Future,
     sync::{
@@ -43,6 +46,7 @@ use std::{
     },
     time::Duration,
 };
+use token_body::standard_token_body;
 
 use serde_json::json;
 use tokio::{
@@ -95,15 +99,7 @@ fn token_body(flow: Flow) -> String {
             "token_type": "Bearer",
             "expires_in": 900,
         }),
-        Flow::Standard | Flow::Legacy => json!({
-            "token_type": "Bearer",
-            "expires_in": "3600",
-            "ext_expires_in": "0",
-            "expires_on": "1495271273",
-            "not_before": "1495184574",
-            "resource": "00000002-0000-0000-c000-000000000000",
-            "access_token": TOKEN,
-        }),
+        Flow::Standard | Flow::Legacy => standard_token_body(TOKEN, "3600"),
     }
     .to_string()
 }

@@ -2,7 +2,11 @@
 //! and name each deviation of a deliberately wrong one. The live run itself is the
 //! ignored test `live_deployment_conforms`: configure it with environment variables.
 
+#[path = "common/token_body.rs"]
+mod token_body;
+
 use std::time::{SystemTime, UNIX_EPOCH};
+use token_body::standard_token_body;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
@@ -43,15 +47,7 @@ fn jwt(expires_in: u64) -> String {
 }
 
 fn standard_body(expires_in: Value) -> Value {
-    json!({
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "ext_expires_in": "0",
-        "expires_on": "1495271273",
-        "not_before": "1495184574",
-        "resource": "00000002-0000-0000-c000-000000000000",
-        "access_token": jwt(3600),
-    })
+    standard_token_body(&jwt(3600), expires_in)
 }
 
 fn azure_invalid_secret() -> ResponseTemplate {

@@ -2,10 +2,14 @@
 //! MobilePay API, and one retry with a fresh token after a 401.
 #![cfg(feature = "middleware")]
 
+#[path = "common/token_body.rs"]
+mod token_body;
+
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
+use token_body::standard_token_body;
 
 use vipps_access_token::{
     ClientBuilder, StandardCredentials, SystemHeaders, TokenProvider, TokenSource,
@@ -25,15 +29,8 @@ async fn mount_token_endpoint(server: &MockServer) {
         .and(matchers::path("/accesstoken/get"))
         .respond_with(move |_: &Request| {
             let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "token_type": "Bearer",
-                "expires_in": "3600",
-                "ext_expires_in": "0",
-                "expires_on": "1495271273",
-                "not_before": "1495184574",
-                "resource": "00000002-0000-0000-c000-000000000000",
-                "access_token": format!("token-{n}"),
-            }))
+            ResponseTemplate::new(200)
+                .set_body_json(standard_token_body(&format!("token-{n}"), "3600"))
         })
         .mount(server)
         .await;

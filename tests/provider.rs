@@ -2,6 +2,9 @@
 //! in upstream requests against a wiremock server on loopback. Expiry is driven with
 //! tokio's paused time: no test sleeps.
 
+#[path = "common/token_body.rs"]
+mod token_body;
+
 use std::{
     sync::{
         Arc,
@@ -9,6 +12,7 @@ use std::{
     },
     time::Duration,
 };
+use token_body::standard_token_body;
 
 use vipps_access_token::{
     AccessToken, Client, ClientBuilder, Error, PartnerCredentials, RefreshPolicy, RetryPolicy,
@@ -59,15 +63,10 @@ impl Respond for Issuer {
             .get("merchant-serial-number")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("none");
-        ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "token_type": "Bearer",
-            "expires_in": self.expires_in.to_string(),
-            "ext_expires_in": "0",
-            "expires_on": "1495271273",
-            "not_before": "1495184574",
-            "resource": "00000002-0000-0000-c000-000000000000",
-            "access_token": format!("token-{n}-msn-{msn}"),
-        }))
+        ResponseTemplate::new(200).set_body_json(standard_token_body(
+            &format!("token-{n}-msn-{msn}"),
+            self.expires_in.to_string(),
+        ))
     }
 }
 

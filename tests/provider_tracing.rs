@@ -3,7 +3,11 @@
 //! callsite's interest process-wide: a test on another thread that logs first, with no
 //! subscriber, can make this one miss events.
 
+#[path = "common/token_body.rs"]
+mod token_body;
+
 use std::sync::Arc;
+use token_body::standard_token_body;
 
 use vipps_access_token::{
     ClientBuilder, RetryPolicy, StandardCredentials, TokenProvider, TokenSource,
@@ -43,15 +47,7 @@ async fn traces_fetch_hit_miss_and_clock_skew_without_secrets() {
     let server = MockServer::start().await;
     // One token whose expires_on (2017) is far from the local clock, then a failure.
     Mock::given(matchers::path("/accesstoken/get"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "token_type": "Bearer",
-            "expires_in": "3600",
-            "ext_expires_in": "0",
-            "expires_on": "1495271273",
-            "not_before": "1495184574",
-            "resource": "00000002-0000-0000-c000-000000000000",
-            "access_token": TOKEN,
-        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(standard_token_body(TOKEN, "3600")))
         .up_to_n_times(1)
         .mount(&server)
         .await;

@@ -9,6 +9,9 @@
 //! All `tracing` checks are in one test (`tracing_output_holds_no_secret`): `tracing`
 //! caches each callsite's interest process-wide.
 
+#[path = "common/token_body.rs"]
+mod token_body;
+
 use std::{
     fmt::{Debug, Display},
     sync::{
@@ -17,6 +20,7 @@ use std::{
     },
     time::Duration,
 };
+use token_body::standard_token_body;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -184,15 +188,7 @@ fn flow_path(flow: Flow) -> &'static str {
 }
 
 fn standard_body(token: &str) -> Value {
-    json!({
-        "token_type": "Bearer",
-        "expires_in": "3600",
-        "ext_expires_in": "0",
-        "expires_on": "1495271273",
-        "not_before": "1495184574",
-        "resource": "00000002-0000-0000-c000-000000000000",
-        "access_token": token,
-    })
+    standard_token_body(token, "3600")
 }
 
 fn partner_body(token: &str) -> Value {
