@@ -58,6 +58,31 @@ fn caller_header_lines() -> Vec<String> {
     ]
 }
 
+/// The checks every standard or legacy token from the full client passes: its fields as
+/// sent, and exactly the headers a later API call needs.
+fn assert_standard_token(
+    token: &AccessToken,
+    flow: Flow,
+    expires_in: u64,
+    expires_on: u64,
+    not_before: u64,
+) {
+    assert_eq!(token.flow(), flow);
+    assert_eq!(token.token_type(), "Bearer");
+    assert_eq!(token.expires_in(), Duration::from_secs(expires_in));
+    assert_eq!(token.server_expires_on(), unix(expires_on));
+    assert_eq!(token.server_not_before(), unix(not_before));
+    assert_eq!(
+        token.resource(),
+        Some("00000002-0000-0000-c000-000000000000")
+    );
+    assert_eq!(token.secret().expose_secret(), TOKEN);
+    let mut expected = caller_header_lines();
+    expected.push(format!("authorization: Bearer {TOKEN}"));
+    expected.push(format!("ocp-apim-subscription-key: {SUBSCRIPTION_KEY}"));
+    assert_eq!(call_headers(token), sorted(expected));
+}
+
 fn sorted(mut lines: Vec<String>) -> Vec<String> {
     lines.sort();
     lines
@@ -421,20 +446,7 @@ async fn standard_status_200_docs_example_numbers_as_strings() {
 #[tokio::test]
 async fn standard_status_200_spec_example_integers() {
     let token = token_from(Flow::Standard, json(200, fixtures::standard_spec_example())).await;
-    assert_eq!(token.flow(), Flow::Standard);
-    assert_eq!(token.token_type(), "Bearer");
-    assert_eq!(token.expires_in(), Duration::from_secs(3600));
-    assert_eq!(token.server_expires_on(), unix(1547823408));
-    assert_eq!(token.server_not_before(), unix(1547819508));
-    assert_eq!(
-        token.resource(),
-        Some("00000002-0000-0000-c000-000000000000")
-    );
-    assert_eq!(token.secret().expose_secret(), TOKEN);
-    let mut expected = caller_header_lines();
-    expected.push(format!("authorization: Bearer {TOKEN}"));
-    expected.push(format!("ocp-apim-subscription-key: {SUBSCRIPTION_KEY}"));
-    assert_eq!(call_headers(&token), sorted(expected));
+    assert_standard_token(&token, Flow::Standard, 3600, 1547823408, 1547819508);
 }
 
 #[tokio::test]
@@ -513,20 +525,7 @@ async fn partner_status_200_expires_in_string() {
 #[tokio::test]
 async fn legacy_status_200_docs_example() {
     let token = token_from(Flow::Legacy, json(200, fixtures::standard_docs_example())).await;
-    assert_eq!(token.flow(), Flow::Legacy);
-    assert_eq!(token.token_type(), "Bearer");
-    assert_eq!(token.expires_in(), Duration::from_secs(86398));
-    assert_eq!(token.server_expires_on(), unix(1495271273));
-    assert_eq!(token.server_not_before(), unix(1495184574));
-    assert_eq!(
-        token.resource(),
-        Some("00000002-0000-0000-c000-000000000000")
-    );
-    assert_eq!(token.secret().expose_secret(), TOKEN);
-    let mut expected = caller_header_lines();
-    expected.push(format!("authorization: Bearer {TOKEN}"));
-    expected.push(format!("ocp-apim-subscription-key: {SUBSCRIPTION_KEY}"));
-    assert_eq!(call_headers(&token), sorted(expected));
+    assert_standard_token(&token, Flow::Legacy, 86398, 1495271273, 1495184574);
 }
 
 // ---------------------------------------------------------------------------------------
