@@ -35,13 +35,7 @@ pub(crate) async fn read<T: DeserializeOwned>(
         body,
     } = read_limited(response).await?;
     if status != 200 {
-        return Err(Error::Api(Box::new(ApiError::new(
-            flow,
-            status,
-            retry_after,
-            &body,
-            secrets,
-        ))));
+        return Err(api_error(flow, status, retry_after, &body, secrets));
     }
     parse_token_body(&body).map_err(|failure| failure.into_error(status, &body, secrets))
 }
@@ -67,16 +61,29 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
         Generated::CommunicationError(e)
         | Generated::ResponseBodyError(e)
         | Generated::InvalidUpgrade(e) => Err(Error::transport(e)),
-        Generated::ErrorResponse(value) => Err(Error::Api(Box::new(ApiError::new(
-            flow,
-            value.status().as_u16(),
-            None,
-            &[],
-            secrets,
-        )))),
+        Generated::ErrorResponse(value) => {
+            Err(api_error(flow, value.status().as_u16(), None, &[], secrets))
+        }
         Generated::InvalidRequest(reason) | Generated::Custom(reason) => Err(Error::invalid_input(
             "request",
             hide_secrets(&reason, secrets),
         )),
     }
+}
+
+/// A non-200 answer as [`Error::Api`], its body parsed and the secrets sent hidden in it.
+fn api_error(
+    flow: Flow,
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    body: &[u8],
+    secrets: &[&str],
+) -> Error {
+    Error::Api(Box::new(ApiError::new(
+        flow,
+        status,
+        retry_after,
+        body,
+        secrets,
+    )))
 }

@@ -6,7 +6,10 @@
 #[path = "common/token_body.rs"]
 mod token_body;
 
-use std::sync::Arc;
+#[path = "common/captured_logs.rs"]
+mod captured_logs;
+
+use captured_logs::CapturedLogs;
 use token_body::standard_token_body;
 
 use vipps_access_token::{
@@ -19,30 +22,9 @@ const CLIENT_SECRET: &str = "Y8Kteew6GE2ZmeycEt6egg==";
 const SUBSCRIPTION_KEY: &str = "0f14ebcab0ec4b29ae0cb90d91b4a84a";
 const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1Ni.traced";
 
-/// Collects what `tracing` writes, for the duration of one test.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn traces_fetch_hit_miss_and_clock_skew_without_secrets() {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = CapturedLogs::start();
 
     let server = MockServer::start().await;
     // One token whose expires_on (2017) is far from the local clock, then a failure.
@@ -66,7 +48,7 @@ async fn traces_fetch_hit_miss_and_clock_skew_without_secrets() {
     provider.invalidate();
     provider.token().await.unwrap_err();
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     for expected in [
         "cache miss",
         "fetched a vipps access token",

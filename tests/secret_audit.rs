@@ -12,6 +12,10 @@
 #[path = "common/token_body.rs"]
 mod token_body;
 
+#[path = "common/captured_logs.rs"]
+mod captured_logs;
+
+use captured_logs::CapturedLogs;
 use std::{
     fmt::{Debug, Display},
     sync::{
@@ -837,20 +841,6 @@ async fn response_too_large_and_interrupted_hide_secrets() {
 // tracing: one test for every check, since interest is cached process-wide
 // ---------------------------------------------------------------------------------------
 
-/// Collects what `tracing` writes.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The token endpoint of the tracing test, answering by request number: `TOKEN`, then
 /// `SECOND_TOKEN` (a refresh ahead), then `THIRD_TOKEN` (after a 401), then a 503 and
 /// after it 401s, both echoing every credential in the gateway's shape.
@@ -881,14 +871,7 @@ impl Respond for Script {
 
 #[tokio::test(start_paused = true)]
 async fn tracing_output_holds_no_secret() {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = CapturedLogs::start();
 
     let server = MockServer::start().await;
     Mock::given(matchers::method("POST"))
@@ -992,7 +975,7 @@ async fn tracing_output_holds_no_secret() {
     let failure = partner.token().await.expect_err("the partner 401");
     audit_error("the partner failure", &failure);
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).expect("UTF-8 logs");
+    let logs = logs.text();
     let mut expected = vec![
         "vipps access token cache miss",
         "vipps access token cache hit",
