@@ -8,10 +8,12 @@ pub mod conformance;
 mod credentials;
 mod error;
 mod exchange;
+mod freshness;
 mod generated;
 mod headers;
 mod jwt;
 mod legacy;
+mod metrics;
 #[cfg(feature = "middleware")]
 mod middleware;
 #[cfg(feature = "mock")]
@@ -19,9 +21,14 @@ pub mod mock;
 mod partner;
 mod provider;
 mod redact;
+mod refresh;
 mod response;
 mod retry;
+mod single_flight;
+mod slots;
+mod source;
 mod standard;
+mod sync;
 mod token;
 
 pub use body::MAX_RESPONSE_BYTES;
@@ -39,7 +46,10 @@ pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
 #[cfg(feature = "middleware")]
 pub use middleware::VippsAuthMiddleware;
 pub use partner::FORM_CONTENT_TYPE;
-pub use provider::{RefreshPolicy, TokenProvider, TokenSource};
+pub use provider::{TokenProvider, TokenProviderBuilder};
+pub use refresh::RefreshPolicy;
 pub use response::{PartnerTokenResponse, StandardTokenResponse, integer_or_digits};
 pub use retry::RetryPolicy;
+pub use slots::DEFAULT_MAX_SLOTS;
+pub use source::TokenSource;
 pub use token::{AccessToken, Flow};
