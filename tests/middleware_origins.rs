@@ -111,7 +111,10 @@ async fn a_foreign_host_sees_no_credential_and_costs_no_token() {
     let seen = received(&foreign).await;
     assert_eq!(seen.len(), 1);
     assert_eq!(credential_headers_on(&seen[0]), Vec::<&str>::new());
-    assert_eq!(seen[0].headers["x-own-header"], "kept", "untouched otherwise");
+    assert_eq!(
+        seen[0].headers["x-own-header"], "kept",
+        "untouched otherwise"
+    );
 
     // The same client still authenticates calls to Vipps.
     http.get(format!("{}{API_PATH}", vipps.uri()))
@@ -123,7 +126,10 @@ async fn a_foreign_host_sees_no_credential_and_costs_no_token() {
         .into_iter()
         .find(|r| r.url.path() == API_PATH)
         .unwrap();
-    assert_eq!(credential_headers_on(&api_call), CREDENTIAL_HEADERS.to_vec());
+    assert_eq!(
+        credential_headers_on(&api_call),
+        CREDENTIAL_HEADERS.to_vec()
+    );
     assert_eq!(api_call.headers["authorization"], "Bearer token-1");
 }
 
@@ -170,10 +176,7 @@ fn an_extra_origin_must_be_https_off_loopback() {
         client,
         TokenSource::Standard(credentials),
     ));
-    let error = auth
-        .clone()
-        .with_origin("http://api.vipps.no")
-        .unwrap_err();
+    let error = auth.clone().with_origin("http://api.vipps.no").unwrap_err();
     assert!(error.to_string().contains("must be https"), "{error}");
     assert!(auth.clone().with_origin("http://127.0.0.1:8080").is_ok());
     assert!(auth.with_origin("not a url").is_err());
@@ -234,7 +237,10 @@ async fn the_crates_redirect_policy_keeps_the_key_home() {
         .await
         .unwrap();
     assert_eq!(response.status(), 302, "handed back, not followed");
-    assert!(received(&foreign).await.is_empty(), "the foreign host saw nothing");
+    assert!(
+        received(&foreign).await.is_empty(),
+        "the foreign host saw nothing"
+    );
 
     // Within the origin, redirects are still followed.
     let response = http

@@ -85,8 +85,15 @@ fn shared_provider() -> (&'static DetachedMock, &'static TokenProvider) {
 
 async fn a_test_using_the_static_provider() {
     let (mock, provider) = shared_provider();
-    let token = provider.token().await.expect("a token on every test's runtime");
-    assert!(mock.server.verify_token(token.secret().expose_secret()).is_some());
+    let token = provider
+        .token()
+        .await
+        .expect("a token on every test's runtime");
+    assert!(
+        mock.server
+            .verify_token(token.secret().expose_secret())
+            .is_some()
+    );
     assert_eq!(mock.token_requests(), 1, "one fetch for all the tests");
 }
 
@@ -127,7 +134,10 @@ fn a_fetch_whose_runtime_shut_down_is_replaced_on_the_next_call() {
 
     let second = runtime();
     second.block_on(async {
-        let token = provider.token().await.expect("a new fetch, not a stuck one");
+        let token = provider
+            .token()
+            .await
+            .expect("a new fetch, not a stuck one");
         assert!(!token.is_expired());
         provider.refresh().await.expect("refresh works too");
     });

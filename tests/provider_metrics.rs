@@ -27,13 +27,9 @@ fn read(snapshotter: &Snapshotter) -> Metrics {
 
 fn find<'a>(metrics: &'a Metrics, name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
     metrics.iter().find_map(|(key, value)| {
-        let key_labels: Vec<(&str, &str)> = key
-            .key()
-            .labels()
-            .map(|l| (l.key(), l.value()))
-            .collect();
-        (key.key().name() == name && labels.iter().all(|l| key_labels.contains(l)))
-            .then_some(value)
+        let key_labels: Vec<(&str, &str)> =
+            key.key().labels().map(|l| (l.key(), l.value())).collect();
+        (key.key().name() == name && labels.iter().all(|l| key_labels.contains(l))).then_some(value)
     })
 }
 
@@ -49,7 +45,9 @@ fn counter(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> u64 {
 async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder in this test binary");
+    recorder
+        .install()
+        .expect("the only recorder in this test binary");
 
     let mock = MockServer::start().await.unwrap();
     let client = mock
@@ -62,27 +60,38 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         jitter_fraction: 0.0,
         ..RefreshPolicy::default()
     };
-    let provider =
-        TokenProvider::with_policy(client, TokenSource::Standard(mock.standard_credentials()), policy);
+    let provider = TokenProvider::with_policy(
+        client,
+        TokenSource::Standard(mock.standard_credentials()),
+        policy,
+    );
 
     provider.token().await.unwrap();
     let metrics = read(&snapshotter);
     let success = [("flow", "standard"), ("outcome", "success")];
-    assert_eq!(counter(&metrics, "vipps_access_token_fetches_total", &success), 1);
+    assert_eq!(
+        counter(&metrics, "vipps_access_token_fetches_total", &success),
+        1
+    );
     assert!(matches!(
         find(&metrics, "vipps_access_token_fetch_duration_seconds", &success),
         Some(DebugValue::Histogram(samples)) if samples.len() == 1
     ));
-    let Some(DebugValue::Gauge(expires_in)) =
-        find(&metrics, "vipps_access_token_expires_in_seconds", &[("flow", "standard")])
-    else {
+    let Some(DebugValue::Gauge(expires_in)) = find(
+        &metrics,
+        "vipps_access_token_expires_in_seconds",
+        &[("flow", "standard")],
+    ) else {
         panic!("no expiry gauge in {metrics:?}");
     };
     assert_eq!(expires_in.into_inner(), 3600.0);
 
     // Into the refresh window, with the API failing: the old token is still served, and
     // the failure is counted before anything expires.
-    mock.fail_all(503, r#"{"statusCode": 503, "message": "Service Unavailable"}"#);
+    mock.fail_all(
+        503,
+        r#"{"statusCode": 503, "message": "Service Unavailable"}"#,
+    );
     tokio::time::advance(Duration::from_secs(2900)).await;
     provider.token().await.expect("the old token, still valid");
     provider.refresh().await.expect_err("the refresh fails");
@@ -96,15 +105,25 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         1
     );
     assert_eq!(
-        counter(&metrics, "vipps_access_token_refresh_failures_total", &[("flow", "standard")]),
+        counter(
+            &metrics,
+            "vipps_access_token_refresh_failures_total",
+            &[("flow", "standard")]
+        ),
         1
     );
-    let Some(DebugValue::Gauge(expires_in)) =
-        find(&metrics, "vipps_access_token_expires_in_seconds", &[("flow", "standard")])
-    else {
+    let Some(DebugValue::Gauge(expires_in)) = find(
+        &metrics,
+        "vipps_access_token_expires_in_seconds",
+        &[("flow", "standard")],
+    ) else {
         panic!("no expiry gauge");
     };
-    assert_eq!(expires_in.into_inner(), 700.0, "seconds left on the token served");
+    assert_eq!(
+        expires_in.into_inner(),
+        700.0,
+        "seconds left on the token served"
+    );
 
     // No label or name holds a secret, the client id or the merchant serial number.
     let rendered = format!("{metrics:?}");
@@ -119,6 +138,7 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
     assert!(
         metrics
             .iter()
-            .all(|(key, _)| key.kind() != MetricKind::Counter || key.key().name().ends_with("_total"))
+            .all(|(key, _)| key.kind() != MetricKind::Counter
+                || key.key().name().ends_with("_total"))
     );
 }
