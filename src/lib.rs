@@ -22,6 +22,8 @@ mod redact;
 mod response;
 mod retry;
 mod standard;
+#[cfg(feature = "store")]
+pub mod store;
 mod token;
 
 pub use body::MAX_RESPONSE_BYTES;

@@ -98,6 +98,8 @@ pub struct TokenProvider {
     source: TokenSource,
     slot: Arc<Slot>,
     cache: Arc<Cache>,
+    #[cfg(feature = "store")]
+    store: Option<Arc<dyn crate::store::TokenStore>>,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -137,6 +139,9 @@ struct SlotState {
     cached: Option<Cached>,
     in_flight: Option<SharedFetch>,
     last_error: Option<Error>,
+    /// The expiry of the last token refused with 401: the store must not hand it back.
+    #[cfg(feature = "store")]
+    refused_expiry: Option<std::time::SystemTime>,
 }
 
 struct Cached {
@@ -173,23 +178,46 @@ impl TokenProvider {
             source,
             slot,
             cache,
+            #[cfg(feature = "store")]
+            store: None,
         }
+    }
+
+    /// Shares tokens with other processes through `store` (feature `store`): fetched once
+    /// for the fleet, sealed at rest; a store that fails is warned about and bypassed.
+    #[cfg(feature = "store")]
+    pub fn with_store(mut self, store: Arc<dyn crate::store::TokenStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// A provider for the same keys acting for another merchant (`Merchant-Serial-Number`),
     /// on the same cache; its tokens are its own.
     pub fn with_merchant_serial_number(&self, msn: &str) -> Result<Self, Error> {
         let client = self.client.with_merchant_serial_number(msn)?;
-        Ok(Self::on_cache(
+        Ok(self.keep_store(Self::on_cache(
             client,
             self.source.clone(),
             self.cache.clone(),
-        ))
+        )))
     }
 
     /// A provider for other keys on the same cache.
     pub fn with_source(&self, source: TokenSource) -> Self {
-        Self::on_cache(self.client.clone(), source, self.cache.clone())
+        self.keep_store(Self::on_cache(
+            self.client.clone(),
+            source,
+            self.cache.clone(),
+        ))
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(clippy::unused_self))]
+    fn keep_store(&self, #[allow(unused_mut)] mut other: Self) -> Self {
+        #[cfg(feature = "store")]
+        {
+            other.store.clone_from(&self.store);
+        }
+        other
     }
 
     /// The client requests go through.
@@ -255,6 +283,12 @@ impl TokenProvider {
             .is_some_and(|c| Arc::ptr_eq(&c.token, token))
         {
             state.cached = None;
+            #[cfg(feature = "store")]
+            if let Some(store) = &self.store {
+                state.refused_expiry = Some(token.expires_at());
+                let identity = crate::store::TokenIdentity::new(&self.source, &self.client);
+                crate::store::forget_in_background(store.clone(), identity, token.clone());
+            }
         }
     }
 
@@ -276,7 +310,30 @@ impl TokenProvider {
             base_url = %client.base_url(),
             merchant_serial_number = client.caller.merchant_serial_number.as_ref().map(|m| m.as_str()),
         );
+        #[cfg(feature = "store")]
+        let shared_store = self.store.clone();
         let work = async move {
+            #[cfg(feature = "store")]
+            let result = match shared_store {
+                Some(store) => {
+                    // A stored token is taken only if newer than the one held or refused.
+                    let older_than = slot.upgrade().and_then(|slot| {
+                        let state = lock(&slot.state);
+                        let cached = state.cached.as_ref().map(|c| c.token.expires_at());
+                        cached.max(state.refused_expiry)
+                    });
+                    let identity = crate::store::TokenIdentity::new(&source, &client);
+                    let margin = policy.expiry_margin;
+                    let direct = fetch(&client, &source);
+                    crate::store::fetch_through_store(
+                        &*store, &identity, margin, older_than, direct,
+                    )
+                    .await
+                }
+                None => fetch(&client, &source).await,
+            }
+            .map(Arc::new);
+            #[cfg(not(feature = "store"))]
             let result = fetch(&client, &source).await.map(Arc::new);
             store(&slot, &result, policy);
             result
