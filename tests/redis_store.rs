@@ -485,3 +485,148 @@ async fn a_refresh_ahead_takes_a_record_another_process_already_refreshed() {
     assert_eq!(mock.request_count(), 2);
     assert_eq!(taken.secret(), refreshed.secret());
 }
+
+/// The CLI, with the documented example keys and a sealing key in the environment.
+#[cfg(feature = "cli")]
+fn cli(mock: &MockServer, subcommand: &str, store_key: Option<&str>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vipps-token"));
+    command
+        .env_clear()
+        .env("VIPPS_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("VIPPS_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env("VIPPS_SUBSCRIPTION_KEY", DEFAULT_SUBSCRIPTION_KEY);
+    command.args([subcommand, "--base-url", mock.base_url()]);
+    if let Some(key) = store_key {
+        command.env("VIPPS_TOKEN_STORE_KEY", key);
+    }
+    command
+}
+
+#[cfg(feature = "cli")]
+const STORE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_with_a_store_fetches_once_across_runs() {
+    let server = redis_or_skip!("the_cli_with_a_store_fetches_once_across_runs");
+    let mock = MockServer::start().await.unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let output = cli(&mock, "token", Some(STORE_KEY))
+            .args(["--store", &server.url()])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        tokens.push(String::from_utf8(output.stdout).unwrap());
+    }
+    assert_eq!(mock.request_count(), 1, "one fetch for three runs");
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_refuses_a_store_without_a_good_key_before_any_request() {
+    let mock = MockServer::start().await.unwrap();
+    for key in [None, Some("c2hvcnQ=")] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_vipps-token"))
+            .env_clear()
+            .env("VIPPS_TOKEN_STORE", "redis://127.0.0.1:1")
+            .envs(key.map(|k| ("VIPPS_TOKEN_STORE_KEY", k)))
+            .args(["token", "--base-url", mock.base_url()])
+            .args([
+                "--client-id",
+                DEFAULT_CLIENT_ID,
+                "--client-secret",
+                DEFAULT_CLIENT_SECRET,
+            ])
+            .args(["--subscription-key", DEFAULT_SUBSCRIPTION_KEY])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("VIPPS_TOKEN_STORE_KEY"), "{stderr}");
+        assert!(!stderr.contains("c2hvcnQ="), "{stderr}");
+    }
+    assert_eq!(
+        mock.request_count(),
+        0,
+        "no request before the key is checked"
+    );
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn doctor_passes_against_the_mock_and_a_real_store() {
+    let server = redis_or_skip!("doctor_passes_against_the_mock_and_a_real_store");
+    let mock = MockServer::start().await.unwrap();
+    let output = cli(&mock, "doctor", Some(STORE_KEY))
+        .args(["--store", &server.url()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for check in ["credentials", "token", "clock", "store"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(check)),
+            "{check}: {stdout}"
+        );
+    }
+    assert!(
+        record_names(&server).await.is_empty(),
+        "the probe record is removed"
+    );
+    for secret in [DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, STORE_KEY] {
+        assert!(!stdout.contains(secret));
+    }
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn doctor_fails_on_rejected_keys_and_an_unreachable_store() {
+    let mock = MockServer::start().await.unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_vipps-token"))
+        .env_clear()
+        .env("VIPPS_CLIENT_ID", "not-a-uuid")
+        .env("VIPPS_CLIENT_SECRET", "wrong")
+        .env("VIPPS_SUBSCRIPTION_KEY", DEFAULT_SUBSCRIPTION_KEY)
+        .env("VIPPS_TOKEN_STORE_KEY", STORE_KEY)
+        .args([
+            "doctor",
+            "--base-url",
+            mock.base_url(),
+            "--store",
+            "redis://127.0.0.1:1",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("warn") && l.contains("not a UUID")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("fail") && l.contains("token")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("fail") && l.contains("store")),
+        "{stdout}"
+    );
+}

@@ -221,10 +221,10 @@ where
     F: Future<Output = Result<AccessToken, Error>>,
 {
     let result = fetch.await;
-    if let Ok(token) = &result {
-        if let Err(error) = save(store, identity, token).await {
-            degraded("save", &error);
-        }
+    if let Ok(token) = &result
+        && let Err(error) = save(store, identity, token).await
+    {
+        degraded("save", &error);
     }
     release(store, lease, holder).await;
     result
