@@ -74,8 +74,9 @@ impl RedisTokenStore {
                 let settings = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(timeout);
+                    // One attempt per operation: a store that is down must cost a refused
+                    // connection, not a backoff; the next operation tries again.
+                    .set_number_of_retries(0);
                 ConnectionManager::new_lazy_with_config(self.client.clone(), settings)
                     .map_err(unavailable)
             })
