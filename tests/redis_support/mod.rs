@@ -5,7 +5,7 @@
 //! `VIPPS_REQUIRE_REDIS=1` (set by `.ci/run`) makes that a failure.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -29,7 +29,9 @@ impl RedisServer {
                 !required,
                 "VIPPS_REQUIRE_REDIS=1 but `{binary}` is not on PATH: install redis-server"
             );
-            eprintln!(
+            // Straight to stderr, past the test harness's capture: a skip must show.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED {test}: `{binary}` is not on PATH (apt-get install redis-server); \
                  set VIPPS_REQUIRE_REDIS=1 to make this a failure"
             );
