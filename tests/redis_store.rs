@@ -169,6 +169,41 @@ async fn a_fresh_process_takes_the_stored_token_and_nothing_is_readable_at_rest(
 }
 
 #[tokio::test]
+async fn auth_comes_from_the_url_and_a_wrong_password_is_a_miss() {
+    let Some(server) = RedisServer::start_with(
+        "auth_comes_from_the_url_and_a_wrong_password_is_a_miss",
+        &["--requirepass", "example-password"],
+    ) else {
+        return;
+    };
+    let mock = MockServer::start().await.unwrap();
+    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}", server.port());
+    let good: Arc<dyn TokenStore> =
+        Arc::new(RedisTokenStore::new(&url("example-password"), config(1, None)).unwrap());
+    let wrong: Arc<dyn TokenStore> =
+        Arc::new(RedisTokenStore::new(&url("wrong-password"), config(1, None)).unwrap());
+    assert!(
+        !format!("{good:?}").contains("example-password"),
+        "{good:?}"
+    );
+    process(&mock, &good).token().await.unwrap();
+    process(&mock, &good).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "authenticated: the second process took the record"
+    );
+    let (logs, _guard) = CapturedLogs::start();
+    process(&mock, &wrong).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "refused AUTH is a miss and a direct fetch"
+    );
+    assert!(!logs.text().contains("wrong-password"), "{}", logs.text());
+}
+
+#[tokio::test]
 async fn redis_down_is_a_miss_and_the_token_is_fetched_directly() {
     let mut server = redis_or_skip!("redis_down_is_a_miss_and_the_token_is_fetched_directly");
     let mock = MockServer::start().await.unwrap();

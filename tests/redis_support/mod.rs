@@ -14,6 +14,7 @@ use std::{
 /// A running server; killed when dropped.
 pub struct RedisServer {
     binary: String,
+    extra_args: Vec<String>,
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -22,6 +23,11 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server, or returns None (after saying why) when none is installed.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`Self::start`] with more arguments for `redis-server`, such as `--requirepass`.
+    pub fn start_with(test: &str, extra_args: &[&str]) -> Option<Self> {
         let binary = std::env::var("VIPPS_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         if Command::new(&binary).arg("--version").output().is_err() {
             let required = std::env::var("VIPPS_REQUIRE_REDIS").is_ok_and(|v| v == "1");
@@ -45,6 +51,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).expect("a temp dir for redis");
         let mut server = Self {
             binary,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             port,
             dir,
             child: None,
@@ -68,6 +75,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
