@@ -28,6 +28,8 @@ mod single_flight;
 mod slots;
 mod source;
 mod standard;
+#[cfg(feature = "store")]
+pub mod store;
 mod sync;
 mod token;
 

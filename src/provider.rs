@@ -66,6 +66,8 @@ pub struct TokenProviderBuilder {
     source: TokenSource,
     policy: RefreshPolicy,
     max_slots: usize,
+    #[cfg(feature = "store")]
+    store: Option<Arc<dyn crate::store::TokenStore>>,
 }
 
 impl TokenProviderBuilder {
@@ -84,11 +86,21 @@ impl TokenProviderBuilder {
         self
     }
 
+    /// Shares tokens with other processes through `store` (feature `store`): fetched once
+    /// for the fleet, sealed at rest; a store that fails is warned about and bypassed.
+    #[cfg(feature = "store")]
+    pub fn store(mut self, store: Arc<dyn crate::store::TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Builds the provider.
     pub fn build(self) -> TokenProvider {
         let cache = Arc::new(Cache {
             policy: self.policy,
             slots: Slots::new(self.max_slots),
+            #[cfg(feature = "store")]
+            store: self.store,
         });
         TokenProvider::on_cache(self.client, self.source, cache)
     }
@@ -107,6 +119,9 @@ struct CacheKey {
 struct Cache {
     policy: RefreshPolicy,
     slots: Slots<CacheKey>,
+    /// Where the fleet shares its tokens, if anywhere.
+    #[cfg(feature = "store")]
+    store: Option<Arc<dyn crate::store::TokenStore>>,
 }
 
 impl TokenProvider {
@@ -127,6 +142,8 @@ impl TokenProvider {
             source,
             policy: RefreshPolicy::default(),
             max_slots: DEFAULT_MAX_SLOTS,
+            #[cfg(feature = "store")]
+            store: None,
         }
     }
 
@@ -193,6 +210,7 @@ impl TokenProvider {
             return None;
         }
         self.slot.mark_used();
+        tracing::trace!("vipps access token cache hit");
         Some(cached.token.clone())
     }
 
@@ -248,6 +266,19 @@ impl TokenProvider {
             .is_some_and(|cached| Arc::ptr_eq(&cached.token, token))
         {
             self.slot.cached.compare_and_swap(&current, None);
+            #[cfg(feature = "store")]
+            self.forget_in_store(token);
+        }
+    }
+
+    /// Removes `token`, refused with 401, from the fleet's store too, so that no process
+    /// is handed it again.
+    #[cfg(feature = "store")]
+    fn forget_in_store(&self, token: &Arc<AccessToken>) {
+        if let Some(store) = &self.cache.store {
+            *lock(&self.slot.refused_expiry) = Some(token.expires_at());
+            let identity = crate::store::TokenIdentity::new(&self.source, &self.client);
+            crate::store::forget_in_background(store.clone(), identity, token.clone());
         }
     }
 
@@ -263,6 +294,11 @@ impl TokenProvider {
         let source = self.source.clone();
         let slot = Arc::downgrade(&self.slot);
         let policy = self.cache.policy;
+        #[cfg(feature = "store")]
+        let store = self.cache.store.clone().map(|store| {
+            let identity = crate::store::TokenIdentity::new(&source, &client);
+            (store, identity, self.newest_known_expiry())
+        });
         let span = tracing::info_span!(
             "vipps_access_token_fetch",
             flow = source.flow_name(),
@@ -271,7 +307,25 @@ impl TokenProvider {
         );
         async move {
             let started = Instant::now();
-            let outcome = source.fetch(&client).await.map(Arc::new);
+            #[cfg(feature = "store")]
+            let outcome = match &store {
+                Some((store, identity, older_than)) => {
+                    let direct = source.fetch(&client);
+                    let margin = policy.expiry_margin;
+                    crate::store::fetch_through_store(
+                        &**store,
+                        identity,
+                        margin,
+                        *older_than,
+                        direct,
+                    )
+                    .await
+                }
+                None => source.fetch(&client).await,
+            };
+            #[cfg(not(feature = "store"))]
+            let outcome = source.fetch(&client).await;
+            let outcome = outcome.map(Arc::new);
             metrics::fetch_finished(source.flow_name(), &outcome, started.elapsed());
             match &outcome {
                 Ok(token) => {
@@ -289,6 +343,22 @@ impl TokenProvider {
             outcome
         }
         .instrument(span)
+    }
+}
+
+#[cfg(feature = "store")]
+impl TokenProvider {
+    /// A stored token is taken only if it expires after both the one held and the last
+    /// one refused with 401: otherwise the fleet would hand back what this process is
+    /// replacing.
+    fn newest_known_expiry(&self) -> Option<std::time::SystemTime> {
+        let held = self
+            .slot
+            .cached
+            .load()
+            .as_ref()
+            .map(|cached| cached.token.expires_at());
+        held.max(*lock(&self.slot.refused_expiry))
     }
 }
 

@@ -43,6 +43,10 @@ pub(crate) struct Slot {
     pub(crate) flight: SingleFlight<FetchOutcome>,
     /// The last fetch's error, until a fetch succeeds.
     pub(crate) last_error: Mutex<Option<Error>>,
+    /// The expiry of the last token refused with 401: the fleet's store must not hand it
+    /// back.
+    #[cfg(feature = "store")]
+    pub(crate) refused_expiry: Mutex<Option<std::time::SystemTime>>,
     used_since_sweep: AtomicBool,
 }
 

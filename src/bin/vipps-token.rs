@@ -8,6 +8,8 @@
 //! vipps-token token --output header | vipps-token decode
 //! vipps-token mock --addr 127.0.0.1:8080
 //! vipps-token conformance --env mock                # the documented checks, as a table
+//! VIPPS_TOKEN_STORE_KEY=... vipps-token token --store redis://127.0.0.1:6379  # shared
+//! vipps-token doctor --env mock                     # preflight: ok/warn/fail lines
 //! ```
 
 #[path = "vipps-token/args.rs"]
@@ -16,6 +18,8 @@ mod args;
 mod conformance;
 #[path = "vipps-token/decode.rs"]
 mod decode;
+#[path = "vipps-token/doctor.rs"]
+mod doctor;
 #[path = "vipps-token/failure.rs"]
 mod failure;
 #[path = "vipps-token/fetch.rs"]
@@ -28,6 +32,8 @@ mod output;
 mod progress;
 #[path = "vipps-token/serve.rs"]
 mod serve;
+#[path = "vipps-token/store.rs"]
+mod store;
 
 use std::process::ExitCode;
 
@@ -59,11 +65,13 @@ fn run(command: Command) -> Result<(), Failure> {
         )
     })?;
     match command {
+        Command::Token(args) if args.store.store.is_some() => runtime.block_on(store::token(args)),
         Command::Token(args) => runtime.block_on(fetch::standard(args)),
         Command::PartnerToken(args) => runtime.block_on(fetch::partner(args)),
         Command::LegacyToken(args) => runtime.block_on(fetch::legacy(args)),
         Command::Decode(args) => decode::run(args),
         Command::Mock(args) => runtime.block_on(serve::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance::run(args)),
+        Command::Doctor(args) => runtime.block_on(doctor::run(args)),
     }
 }

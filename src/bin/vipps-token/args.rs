@@ -34,6 +34,40 @@ pub enum Command {
     /// Check a deployment against the documented request and response shapes, for each
     /// flow whose keys are given, and print a table; exit 6 when anything deviates.
     Conformance(ConformanceArgs),
+    /// Preflight: check keys, environment, clock and token store, one ok/warn/fail line
+    /// each with what to do; exit 1 when a check fails.
+    Doctor(DoctorArgs),
+}
+
+/// A token store shared by many processes.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Share tokens through this Redis or Valkey (redis:// or rediss://): fetched once
+    /// for every process. The sealing key is read from VIPPS_TOKEN_STORE_KEY only (base64
+    /// of 32 bytes; never a flag, flags show in `ps`); VIPPS_TOKEN_STORE_PREVIOUS_KEY is
+    /// still read during a rotation.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "VIPPS_TOKEN_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+}
+
+/// `doctor`.
+#[derive(Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub subscription_key: SubscriptionKeyArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Where to ask, and how long to wait.
@@ -156,6 +190,8 @@ pub struct StandardArgs {
     pub caller: CallerArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `partner-token`.

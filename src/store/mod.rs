@@ -1,0 +1,144 @@
+//! Tokens shared by many processes (feature `store`): a [`TokenStore`] holds each token as
+//! a sealed record, so a fleet of replicas, cron jobs or CLI runs fetches a token once.
+//!
+//! The store never sees anything readable: records are sealed with ChaCha20-Poly1305 under
+//! keys derived from [`SealingKeys`], bound to their key name, and key names are an HMAC of
+//! what identifies the token (flow, base URL, client id, `Merchant-Serial-Number`, scope or
+//! resource). A store that is down, slow, full or holding a record it cannot open is
+//! treated as a miss: the provider warns and fetches directly, it never fails because of it.
+//!
+//! Enable feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
+//! key-value store with atomic "set if absent" and "delete if equal".
+
+mod identity;
+mod record;
+#[cfg(feature = "redis")]
+mod redis;
+mod seal;
+mod shared_fetch;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+pub(crate) use identity::TokenIdentity;
+#[cfg(feature = "redis")]
+pub use redis::RedisTokenStore;
+pub use seal::{SEALING_KEY_BYTES, SealingKeys};
+pub(crate) use shared_fetch::{fetch_through_store, forget_in_background};
+// The contract the provider's 401 path ports: compare-and-delete of one token.
+#[allow(unused_imports)]
+pub(crate) use shared_fetch::forget_in_store;
+
+/// The prefix of every key name by default.
+pub const DEFAULT_KEY_PREFIX: &str = "vipps-access-token:";
+
+/// How long one store operation may take before the provider gives up on the store and
+/// fetches directly, by default: a store must never make a token slower than a fetch.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How long a lease (the right to fetch for the fleet) lasts by default: longer than a
+/// fetch with its retries, so that a slow fetch is not joined by a second one.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// A key-value store that holds sealed token records for many processes.
+///
+/// The provider only ever stores sealed bytes under HMAC'd names; an implementation stores
+/// bytes, nothing more. Every method must be atomic on one key. Object safe: use it as
+/// `Arc<dyn TokenStore>`.
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// The value under `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+
+    /// Sets `key` to `value`, expiring after `ttl`.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Sets `key` to `value`, expiring after `ttl`, only if `key` holds nothing
+    /// (`SET NX PX`). True when it was set.
+    fn put_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Deletes `key` only if it still holds exactly `value` (compare-and-delete). True
+    /// when it was deleted.
+    fn delete_if_equal<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The sealing keys, key prefix and timings records are kept with.
+    fn config(&self) -> &StoreConfig;
+}
+
+/// How records are named, sealed and waited for.
+#[derive(Debug)]
+pub struct StoreConfig {
+    /// The keys records are sealed and named with.
+    pub keys: SealingKeys,
+    /// Put before every key name, so that one Redis can serve many applications.
+    pub key_prefix: String,
+    /// How long one store operation may take before the store is treated as down.
+    pub operation_timeout: Duration,
+    /// How long a lease lasts; a process that dies holding one is replaced after it.
+    pub lease_ttl: Duration,
+}
+
+impl StoreConfig {
+    /// The defaults ([`DEFAULT_KEY_PREFIX`], [`DEFAULT_OPERATION_TIMEOUT`],
+    /// [`DEFAULT_LEASE_TTL`]) with `keys`.
+    pub fn new(keys: SealingKeys) -> Self {
+        Self {
+            keys,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            lease_ttl: DEFAULT_LEASE_TTL,
+        }
+    }
+}
+
+/// Why the store could not be used. Never holds a secret, a token or a record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store's address or settings are wrong; the message says what to change.
+    #[error("the token store is misconfigured: {0}")]
+    Config(String),
+    /// The store could not be reached or refused the operation (down, full, denied).
+    #[error("the token store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer within its operation timeout.
+    #[error("the token store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A record was not written by this library, was altered, or was moved from another
+    /// key name.
+    #[error("a record in the token store is corrupt: {0}")]
+    Corrupt(String),
+    /// A record was sealed under a key this process does not hold, or by another version.
+    #[error("a record in the token store is foreign: {0}")]
+    Foreign(String),
+}
+
+/// Every time the store is bypassed goes through here: one warning, with no secret, so
+/// that a counter can be added in one place.
+pub(crate) fn degraded(operation: &'static str, reason: &StoreError) {
+    tracing::warn!(
+        operation,
+        %reason,
+        "vipps token store bypassed: fetching directly"
+    );
+}
+
+/// Writes a sealed probe record, reads it back and opens it, then deletes it: proves the
+/// store is reachable and these keys can read what they write. For preflight checks.
+pub async fn probe(store: &dyn TokenStore) -> Result<(), StoreError> {
+    shared_fetch::probe(store).await
+}

@@ -1,0 +1,169 @@
+//! [`RedisTokenStore`]: the store on Redis 7 or Valkey (feature `redis`), through the
+//! `redis` crate's tokio `ConnectionManager`, which reconnects by itself after a restart.
+//! One key per token (and one per lease), so Redis Cluster works.
+
+use std::time::Duration;
+
+use futures_util::{FutureExt, future::BoxFuture};
+use redis::{
+    AsyncCommands, Client, ExistenceCheck, SetExpiry, SetOptions,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio::sync::OnceCell;
+
+use super::{StoreConfig, StoreError, TokenStore};
+
+/// Deletes `KEYS[1]` only if it holds exactly `ARGV[1]`, atomically.
+const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                               return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// A token store on Redis or Valkey.
+///
+/// `Debug` shows the host and port, never the password of the URL nor the sealing keys.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use vipps_access_token::store::{RedisTokenStore, SealingKeys, StoreConfig};
+///
+/// # fn run(key_from_env: &str) -> Result<(), vipps_access_token::store::StoreError> {
+/// let keys = SealingKeys::from_base64(key_from_env, None, "VIPPS_TOKEN_STORE_KEY", "")?;
+/// let store = RedisTokenStore::new("redis://127.0.0.1:6379", StoreConfig::new(keys))?;
+/// # let _ = Arc::new(store); Ok(()) }
+/// ```
+pub struct RedisTokenStore {
+    client: Client,
+    address: String,
+    connection: OnceCell<ConnectionManager>,
+    config: StoreConfig,
+}
+
+impl std::fmt::Debug for RedisTokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTokenStore")
+            .field("address", &self.address)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTokenStore {
+    /// A store at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` for
+    /// TLS). Connects on first use, so a store that is down at start-up is only a miss.
+    pub fn new(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(|_| {
+            StoreError::Config(
+                "the store URL is not a redis:// or rediss:// URL \
+                 (redis://[user:password@]host[:port][/db])"
+                    .to_owned(),
+            )
+        })?;
+        let address = client.get_connection_info().addr().to_string();
+        Ok(Self {
+            client,
+            address,
+            connection: OnceCell::new(),
+            config,
+        })
+    }
+
+    /// The connection, made on first use; it reconnects by itself afterwards.
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let timeout = self.config.operation_timeout;
+        self.connection
+            .get_or_try_init(|| async {
+                let settings = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    // One attempt per operation: a store that is down must cost a refused
+                    // connection, not a backoff; the next operation tries again.
+                    .set_number_of_retries(0);
+                ConnectionManager::new_lazy_with_config(self.client.clone(), settings)
+                    .map_err(unavailable)
+            })
+            .await
+            .cloned()
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+impl TokenStore for RedisTokenStore {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            connection.get(key).await.map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
+            connection
+                .set_options(key, value, options)
+                .await
+                .map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn put_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            let options = SetOptions::default()
+                .conditional_set(ExistenceCheck::NX)
+                .with_expiration(SetExpiry::PX(millis(ttl)));
+            // `SET NX` answers OK when it set the key, nil when the key existed.
+            let reply: Option<String> = connection
+                .set_options(key, value, options)
+                .await
+                .map_err(unavailable)?;
+            Ok(reply.is_some())
+        }
+        .boxed()
+    }
+
+    fn delete_if_equal<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            let deleted: i64 = redis::cmd("EVAL")
+                .arg(DELETE_IF_EQUAL)
+                .arg(1)
+                .arg(key)
+                .arg(value)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(deleted == 1)
+        }
+        .boxed()
+    }
+
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+}
+
+/// Milliseconds for `PX`, at least 1 (Redis refuses 0).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}

@@ -1,0 +1,668 @@
+//! The Redis token store against a real `redis-server` on loopback (one per test, see
+//! `redis_support`), with upstream requests counted by the embedded mock: fleet-wide single
+//! flight, nothing readable at rest, and every fault degrading to a direct fetch.
+//! Without `redis-server` on PATH each test says it is skipped and passes, unless
+//! `VIPPS_REQUIRE_REDIS=1`.
+#![cfg(all(feature = "redis", feature = "mock"))]
+
+#[path = "common/captured_logs.rs"]
+mod captured_logs;
+mod redis_support;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use captured_logs::CapturedLogs;
+use redis::AsyncCommands;
+use redis_support::RedisServer;
+use vipps_access_token::{
+    TokenProvider, TokenSource,
+    mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},
+    store::{RedisTokenStore, SealingKeys, StoreConfig, TokenStore},
+};
+
+const PREFIX: &str = "vipps-access-token:";
+
+fn config(key: u8, previous: Option<u8>) -> StoreConfig {
+    let mut config = StoreConfig::new(SealingKeys::new([key; 32], previous.map(|p| [p; 32])));
+    // Generous for a loaded CI machine; the slow-store test sets its own.
+    config.operation_timeout = Duration::from_secs(2);
+    config.lease_ttl = Duration::from_secs(5);
+    config
+}
+
+fn store(server: &RedisServer, config: StoreConfig) -> Arc<dyn TokenStore> {
+    Arc::new(RedisTokenStore::new(&server.url(), config).expect("a redis URL"))
+}
+
+/// A provider with a cache of its own, as a separate process would have.
+fn process(mock: &MockServer, store: &Arc<dyn TokenStore>) -> TokenProvider {
+    provider_for(mock, store, None)
+}
+
+fn provider_for(
+    mock: &MockServer,
+    store: &Arc<dyn TokenStore>,
+    msn: Option<&str>,
+) -> TokenProvider {
+    let mut builder = mock.client_builder();
+    if let Some(msn) = msn {
+        builder = builder.merchant_serial_number(msn);
+    }
+    TokenProvider::builder(
+        builder.build().expect("a client"),
+        TokenSource::Standard(mock.standard_credentials()),
+    )
+    .store(store.clone())
+    .build()
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("a redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a raw connection")
+}
+
+/// The names of the token records (not leases) in the store.
+async fn record_names(server: &RedisServer) -> Vec<String> {
+    let mut names: Vec<String> = raw(server).await.keys(format!("{PREFIX}*")).await.unwrap();
+    names.retain(|name| !name.ends_with(":lease"));
+    names.sort();
+    names
+}
+
+/// Waits for `condition`, checking often, for at most 10 s: a wait for an event, not a
+/// sleep for timing.
+async fn until<F: AsyncFnMut() -> bool>(mut condition: F) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "the condition never held");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+macro_rules! redis_or_skip {
+    ($name:literal) => {
+        match RedisServer::start($name) {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_cold_processes_of_fifty_callers_make_one_upstream_request() {
+    let server = redis_or_skip!("eight_cold_processes_of_fifty_callers_make_one_upstream_request");
+    let mock = MockServer::start().await.unwrap();
+    mock.set_delay(Duration::from_millis(100));
+    let store = store(&server, config(1, None));
+    let mut callers = Vec::new();
+    for _ in 0..8 {
+        let provider = process(&mock, &store);
+        for _ in 0..50 {
+            let provider = provider.clone();
+            callers.push(tokio::spawn(async move { provider.token().await }));
+        }
+    }
+    let mut secrets = std::collections::HashSet::new();
+    for caller in callers {
+        let token = caller.await.unwrap().expect("a token");
+        secrets.insert(token.secret().expose_secret().to_owned());
+    }
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "one upstream request for the fleet"
+    );
+    assert_eq!(secrets.len(), 1, "every caller holds the same token");
+}
+
+#[tokio::test]
+async fn a_fresh_process_takes_the_stored_token_and_nothing_is_readable_at_rest() {
+    let server =
+        redis_or_skip!("a_fresh_process_takes_the_stored_token_and_nothing_is_readable_at_rest");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    let first = process(&mock, &store).token().await.unwrap();
+    let second = process(&mock, &store).token().await.unwrap();
+    assert_eq!(mock.request_count(), 1);
+    assert_eq!(first.secret(), second.secret());
+    // The rebuilt token carries this process's headers, and the same expiry.
+    assert_eq!(
+        second.headers().get("ocp-apim-subscription-key"),
+        first.headers().get("ocp-apim-subscription-key")
+    );
+    let drift = first
+        .expires_at()
+        .duration_since(second.expires_at())
+        .unwrap_or_else(|e| e.duration());
+    assert!(drift < Duration::from_millis(5), "{drift:?}");
+
+    let names = record_names(&server).await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    let mut connection = raw(&server).await;
+    let record: Vec<u8> = connection.get(&names[0]).await.unwrap();
+    let ttl: i64 = connection.pttl(&names[0]).await.unwrap();
+    assert!(
+        ttl > 3_500_000 && ttl <= 3_600_000,
+        "expires with the token: {ttl} ms"
+    );
+    let jwt = first.secret().expose_secret();
+    let payload = jwt.split('.').nth(1).unwrap();
+    for secret in [
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_SUBSCRIPTION_KEY,
+        jwt,
+        payload,
+        "Bearer",
+    ] {
+        assert!(!names[0].contains(secret));
+        assert!(
+            !record.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} at rest"
+        );
+    }
+}
+
+#[tokio::test]
+async fn auth_comes_from_the_url_and_a_wrong_password_is_a_miss() {
+    let Some(server) = RedisServer::start_with(
+        "auth_comes_from_the_url_and_a_wrong_password_is_a_miss",
+        &["--requirepass", "example-password"],
+    ) else {
+        return;
+    };
+    let mock = MockServer::start().await.unwrap();
+    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}", server.port());
+    let good: Arc<dyn TokenStore> =
+        Arc::new(RedisTokenStore::new(&url("example-password"), config(1, None)).unwrap());
+    let wrong: Arc<dyn TokenStore> =
+        Arc::new(RedisTokenStore::new(&url("wrong-password"), config(1, None)).unwrap());
+    assert!(
+        !format!("{good:?}").contains("example-password"),
+        "{good:?}"
+    );
+    process(&mock, &good).token().await.unwrap();
+    process(&mock, &good).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "authenticated: the second process took the record"
+    );
+    let (logs, _guard) = CapturedLogs::start();
+    process(&mock, &wrong).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "refused AUTH is a miss and a direct fetch"
+    );
+    assert!(!logs.text().contains("wrong-password"), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn redis_down_is_a_miss_and_the_token_is_fetched_directly() {
+    let mut server = redis_or_skip!("redis_down_is_a_miss_and_the_token_is_fetched_directly");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    server.kill();
+    let (logs, _guard) = CapturedLogs::start();
+    let token = process(&mock, &store).token().await;
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(mock.request_count(), 1);
+    let text = logs.text();
+    assert!(text.contains("vipps token store bypassed"), "{text}");
+    assert!(!text.contains(DEFAULT_CLIENT_SECRET) && !text.contains(DEFAULT_SUBSCRIPTION_KEY));
+}
+
+#[tokio::test]
+async fn redis_killed_mid_fetch_still_hands_out_the_fetched_token() {
+    let mut server = redis_or_skip!("redis_killed_mid_fetch_still_hands_out_the_fetched_token");
+    let mock = MockServer::start().await.unwrap();
+    mock.set_delay(Duration::from_millis(300));
+    let store = store(&server, config(1, None));
+    let provider = process(&mock, &store);
+    let fetching = tokio::spawn(async move { provider.token().await });
+    until(async || mock.request_count() == 1).await;
+    server.kill();
+    let token = fetching.await.unwrap();
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_restarted_redis_is_used_again_by_the_same_store() {
+    let mut server = redis_or_skip!("a_restarted_redis_is_used_again_by_the_same_store");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    process(&mock, &store).token().await.unwrap();
+    server.restart(); // empty: no persistence
+    // The first command after the restart may find the old connection broken (a miss,
+    // fetched directly); the connection manager reconnects by itself.
+    let mut refetched = process(&mock, &store).token().await.unwrap();
+    if record_names(&server).await.is_empty() {
+        refetched = process(&mock, &store).token().await.unwrap();
+    }
+    assert_eq!(
+        record_names(&server).await.len(),
+        1,
+        "saved again after one miss at most"
+    );
+    let requests = mock.request_count();
+    assert!(requests <= 3, "{requests}");
+    let taken = process(&mock, &store).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        requests,
+        "the record saved after the restart is served"
+    );
+    assert_eq!(refetched.secret(), taken.secret());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_times_out_and_the_token_is_fetched_directly() {
+    let server = redis_or_skip!("a_slow_redis_times_out_and_the_token_is_fetched_directly");
+    let mock = MockServer::start().await.unwrap();
+    let mut fast = config(1, None);
+    fast.operation_timeout = Duration::from_millis(100);
+    let store = store(&server, fast);
+    // Connect first, so that the sleep below slows commands, not the connection.
+    process(&mock, &store).token().await.unwrap();
+    let mut connection = raw(&server).await;
+    let sleeping = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query_async(&mut connection)
+            .await;
+    });
+    until(async || {
+        // Ask the store directly: it stops answering once the server sleeps.
+        tokio::time::timeout(Duration::from_millis(50), raw(&server))
+            .await
+            .is_err()
+    })
+    .await;
+    let started = Instant::now();
+    let token = process(&mock, &store).token().await;
+    let elapsed = started.elapsed();
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "fetched directly, past the sleeping store"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "waited for the store: {elapsed:?}"
+    );
+    sleeping.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupted_record_is_a_miss_and_is_replaced() {
+    let server = redis_or_skip!("a_corrupted_record_is_a_miss_and_is_replaced");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    let original = process(&mock, &store).token().await.unwrap();
+    let name = record_names(&server).await.remove(0);
+    let mut connection = raw(&server).await;
+    let mut record: Vec<u8> = connection.get(&name).await.unwrap();
+    let middle = record.len() / 2;
+    record[middle] ^= 0x40;
+    let _: () = connection.set(&name, record).await.unwrap();
+
+    let (logs, _guard) = CapturedLogs::start();
+    let replacement = process(&mock, &store).token().await.unwrap();
+    assert_eq!(mock.request_count(), 2);
+    assert_ne!(original.secret(), replacement.secret());
+    assert!(logs.text().contains("corrupt"), "{}", logs.text());
+    let taken = process(&mock, &store).token().await.unwrap();
+    assert_eq!(mock.request_count(), 2, "the store healed");
+    assert_eq!(taken.secret(), replacement.secret());
+}
+
+#[tokio::test]
+async fn a_record_sealed_under_another_key_is_not_served() {
+    let server = redis_or_skip!("a_record_sealed_under_another_key_is_not_served");
+    let mock = MockServer::start().await.unwrap();
+    let ours = store(&server, config(1, None));
+    let theirs = store(&server, config(2, None));
+    let our_token = process(&mock, &ours).token().await.unwrap();
+    let our_name = record_names(&server).await.remove(0);
+    process(&mock, &theirs).token().await.unwrap();
+    let their_name = record_names(&server)
+        .await
+        .into_iter()
+        .find(|n| *n != our_name)
+        .unwrap();
+    let mut connection = raw(&server).await;
+    let foreign: Vec<u8> = connection.get(&their_name).await.unwrap();
+    let _: () = connection.set(&our_name, foreign).await.unwrap();
+
+    let (logs, _guard) = CapturedLogs::start();
+    let token = process(&mock, &ours).token().await.unwrap();
+    assert_eq!(mock.request_count(), 3, "the foreign record was a miss");
+    assert_ne!(token.secret(), our_token.secret());
+    assert!(logs.text().contains("foreign"), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_record_moved_under_another_name_does_not_open() {
+    let server = redis_or_skip!("a_record_moved_under_another_name_does_not_open");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    let merchant_token = provider_for(&mock, &store, Some("123456"))
+        .token()
+        .await
+        .unwrap();
+    let merchant_name = record_names(&server).await.remove(0);
+    process(&mock, &store).token().await.unwrap();
+    let plain_name = record_names(&server)
+        .await
+        .into_iter()
+        .find(|n| *n != merchant_name)
+        .unwrap();
+    let mut connection = raw(&server).await;
+    let moved: Vec<u8> = connection.get(&merchant_name).await.unwrap();
+    let _: () = connection.set(&plain_name, moved).await.unwrap();
+
+    let token = process(&mock, &store).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        3,
+        "the associated data refused the moved record"
+    );
+    assert_ne!(token.secret(), merchant_token.secret());
+}
+
+#[test]
+fn a_lease_holder_killed_mid_fetch_is_replaced_by_exactly_one_process() {
+    let server =
+        redis_or_skip!("a_lease_holder_killed_mid_fetch_is_replaced_by_exactly_one_process");
+    let short = || {
+        let mut short = config(1, None);
+        short.lease_ttl = Duration::from_millis(400);
+        short
+    };
+    let store = store(&server, short());
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = main.block_on(MockServer::start()).unwrap();
+    mock.set_delay(Duration::from_secs(30));
+
+    // The holder: its own runtime (a process), dropped mid-fetch with the lease held.
+    let holder = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A store of its own too: a store's connection lives on the runtime that made it.
+    let holder_provider = process(&mock, &self::store(&server, short()));
+    let holder_fetch = holder.spawn(async move { holder_provider.token().await });
+    main.block_on(until(async || mock.request_count() == 1));
+    drop(holder_fetch);
+    holder.shutdown_background();
+    mock.clear_faults();
+    mock.set_delay(Duration::ZERO);
+
+    let started = Instant::now();
+    let tokens = main.block_on(async {
+        let mut callers = Vec::new();
+        for _ in 0..4 {
+            let provider = process(&mock, &store);
+            for _ in 0..10 {
+                let provider = provider.clone();
+                callers.push(tokio::spawn(async move { provider.token().await }));
+            }
+        }
+        let mut secrets = std::collections::HashSet::new();
+        for caller in callers {
+            secrets.insert(
+                caller
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .secret()
+                    .expose_secret()
+                    .to_owned(),
+            );
+        }
+        secrets
+    });
+    assert_eq!(mock.request_count(), 2, "exactly one more upstream request");
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_reads_the_old_records_and_writes_new_ones() {
+    let server = redis_or_skip!("a_rotated_key_reads_the_old_records_and_writes_new_ones");
+    let mock = MockServer::start().await.unwrap();
+    let old = store(&server, config(1, None));
+    let rotated = store(&server, config(2, Some(1)));
+    let new_only = store(&server, config(2, None));
+    let old_token = process(&mock, &old).token().await.unwrap();
+    let read = process(&mock, &rotated).token().await.unwrap();
+    assert_eq!(mock.request_count(), 1, "the previous key still reads");
+    assert_eq!(read.secret(), old_token.secret());
+
+    let new_token = process(&mock, &new_only).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "a process with the new key alone writes its own record"
+    );
+    assert_eq!(record_names(&server).await.len(), 2);
+    let preferred = process(&mock, &rotated).token().await.unwrap();
+    assert_eq!(
+        preferred.secret(),
+        new_token.secret(),
+        "the current key's record comes first"
+    );
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_removed_from_the_store_but_a_newer_one_stays() {
+    let server = redis_or_skip!("a_refused_token_is_removed_from_the_store_but_a_newer_one_stays");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    let first = process(&mock, &store);
+    let refused = first.token().await.unwrap();
+    first.invalidate_token(&refused);
+    until(async || record_names(&server).await.is_empty()).await;
+
+    let other = process(&mock, &store);
+    let fresh = other.token().await.unwrap();
+    assert_eq!(mock.request_count(), 2);
+    assert_ne!(fresh.secret(), refused.secret());
+    // A process still holding the old token refuses it: the newer record stays.
+    let stale = process(&mock, &store);
+    let taken = stale.token().await.unwrap();
+    assert_eq!(taken.secret(), fresh.secret());
+    let late = process(&mock, &store);
+    let late_refused = Arc::new((*refused).clone());
+    late.invalidate_token(&late_refused);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        record_names(&server).await.len(),
+        1,
+        "compare-and-delete kept the newer token"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_ahead_takes_a_record_another_process_already_refreshed() {
+    let server = redis_or_skip!("a_refresh_ahead_takes_a_record_another_process_already_refreshed");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    let a = process(&mock, &store);
+    let b = process(&mock, &store);
+    let held = a.token().await.unwrap();
+    assert_eq!(b.token().await.unwrap().secret(), held.secret());
+    // A refreshes for the fleet: the record is not newer than what A holds, so it fetches.
+    let refreshed = a.refresh().await.unwrap();
+    assert_eq!(mock.request_count(), 2);
+    assert_ne!(refreshed.secret(), held.secret());
+    // B's refresh finds the newer record and takes it instead of fetching.
+    let taken = b.refresh().await.unwrap();
+    assert_eq!(mock.request_count(), 2);
+    assert_eq!(taken.secret(), refreshed.secret());
+}
+
+/// The CLI, with the documented example keys and a sealing key in the environment.
+#[cfg(feature = "cli")]
+fn cli(mock: &MockServer, subcommand: &str, store_key: Option<&str>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vipps-token"));
+    command
+        .env_clear()
+        .env("VIPPS_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("VIPPS_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env("VIPPS_SUBSCRIPTION_KEY", DEFAULT_SUBSCRIPTION_KEY);
+    command.args([subcommand, "--base-url", mock.base_url()]);
+    if let Some(key) = store_key {
+        command.env("VIPPS_TOKEN_STORE_KEY", key);
+    }
+    command
+}
+
+#[cfg(feature = "cli")]
+const STORE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_with_a_store_fetches_once_across_runs() {
+    let server = redis_or_skip!("the_cli_with_a_store_fetches_once_across_runs");
+    let mock = MockServer::start().await.unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let output = cli(&mock, "token", Some(STORE_KEY))
+            .args(["--store", &server.url()])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        tokens.push(String::from_utf8(output.stdout).unwrap());
+    }
+    assert_eq!(mock.request_count(), 1, "one fetch for three runs");
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_refuses_a_store_without_a_good_key_before_any_request() {
+    let mock = MockServer::start().await.unwrap();
+    for key in [None, Some("c2hvcnQ=")] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_vipps-token"))
+            .env_clear()
+            .env("VIPPS_TOKEN_STORE", "redis://127.0.0.1:1")
+            .envs(key.map(|k| ("VIPPS_TOKEN_STORE_KEY", k)))
+            .args(["token", "--base-url", mock.base_url()])
+            .args([
+                "--client-id",
+                DEFAULT_CLIENT_ID,
+                "--client-secret",
+                DEFAULT_CLIENT_SECRET,
+            ])
+            .args(["--subscription-key", DEFAULT_SUBSCRIPTION_KEY])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("VIPPS_TOKEN_STORE_KEY"), "{stderr}");
+        assert!(!stderr.contains("c2hvcnQ="), "{stderr}");
+    }
+    assert_eq!(
+        mock.request_count(),
+        0,
+        "no request before the key is checked"
+    );
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn doctor_passes_against_the_mock_and_a_real_store() {
+    let server = redis_or_skip!("doctor_passes_against_the_mock_and_a_real_store");
+    let mock = MockServer::start().await.unwrap();
+    let output = cli(&mock, "doctor", Some(STORE_KEY))
+        .args(["--store", &server.url()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for check in ["credentials", "token", "clock", "store"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(check)),
+            "{check}: {stdout}"
+        );
+    }
+    assert!(
+        record_names(&server).await.is_empty(),
+        "the probe record is removed"
+    );
+    for secret in [DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, STORE_KEY] {
+        assert!(!stdout.contains(secret));
+    }
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn doctor_fails_on_rejected_keys_and_an_unreachable_store() {
+    let mock = MockServer::start().await.unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_vipps-token"))
+        .env_clear()
+        .env("VIPPS_CLIENT_ID", "not-a-uuid")
+        .env("VIPPS_CLIENT_SECRET", "wrong")
+        .env("VIPPS_SUBSCRIPTION_KEY", DEFAULT_SUBSCRIPTION_KEY)
+        .env("VIPPS_TOKEN_STORE_KEY", STORE_KEY)
+        .args([
+            "doctor",
+            "--base-url",
+            mock.base_url(),
+            "--store",
+            "redis://127.0.0.1:1",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("warn") && l.contains("not a UUID")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("fail") && l.contains("token")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("fail") && l.contains("store")),
+        "{stdout}"
+    );
+}
