@@ -22,6 +22,7 @@ mod redact;
 mod response;
 mod retry;
 mod standard;
+mod tls;
 mod token;
 
 pub use body::MAX_RESPONSE_BYTES;
