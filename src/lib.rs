@@ -7,9 +7,11 @@ mod client;
 pub mod conformance;
 mod credentials;
 mod error;
+mod error_body;
 mod exchange;
 mod generated;
 mod headers;
+mod hint;
 mod jwt;
 mod legacy;
 #[cfg(feature = "middleware")]
@@ -33,7 +35,8 @@ pub use client::{
 pub use credentials::{
     ClientId, ClientSecret, PartnerCredentials, StandardCredentials, SubscriptionKey, TokenSecret,
 };
-pub use error::{ApiError, AzureAdError, Error, ErrorBody, GatewayError, OAuthError};
+pub use error::{ApiError, Error};
+pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
 pub use jwt::{JwtError, UnverifiedJwt};
 pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};

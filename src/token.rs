@@ -114,25 +114,22 @@ impl AccessToken {
         sent_at: SentAt,
     ) -> Result<Self, Error> {
         if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Error::InvalidResponse {
-                status: 200,
-                field: Some("token_type".to_owned()),
-                reason: format!(
+            return Err(Error::invalid_response(
+                "token_type",
+                format!(
                     "expected `Bearer`, got {}",
                     hide_token_like(&format!("{token_type:?}"))
                 ),
-                excerpt: String::new(),
-            });
+            ));
         }
         // The API only accepts `Bearer` with a capital B, whatever token_type says.
         let bearer = format!("Bearer {}", secret.expose_secret());
-        let authorization =
-            secret_header_value("access_token", &bearer).map_err(|_| Error::InvalidResponse {
-                status: 200,
-                field: Some("access_token".to_owned()),
-                reason: "holds characters an HTTP header cannot carry".to_owned(),
-                excerpt: String::new(),
-            })?;
+        let authorization = secret_header_value("access_token", &bearer).map_err(|_| {
+            Error::invalid_response(
+                "access_token",
+                "holds characters an HTTP header cannot carry",
+            )
+        })?;
         let mut call_headers = HeaderMap::new();
         call_headers.insert(AUTHORIZATION, authorization);
         let expires_in = Duration::from_secs(expires_in);
@@ -240,10 +237,5 @@ fn unix_seconds(field: &str, seconds: u64) -> Result<SystemTime, Error> {
 }
 
 fn out_of_range(field: &str) -> Error {
-    Error::InvalidResponse {
-        status: 200,
-        field: Some(field.to_owned()),
-        reason: "is too large to be a time".to_owned(),
-        excerpt: String::new(),
-    }
+    Error::invalid_response(field, "is too large to be a time")
 }
