@@ -24,6 +24,7 @@ mod redact;
 mod response;
 mod retry;
 mod standard;
+mod time;
 mod tls;
 mod token;
 

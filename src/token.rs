@@ -1,6 +1,6 @@
 //! [`AccessToken`]: a token, when it expires, and the headers for later API calls.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
@@ -231,9 +231,7 @@ impl AccessToken {
 }
 
 fn unix_seconds(field: &str, seconds: u64) -> Result<SystemTime, Error> {
-    UNIX_EPOCH
-        .checked_add(Duration::from_secs(seconds))
-        .ok_or_else(|| out_of_range(field))
+    crate::time::from_unix_seconds(seconds).ok_or_else(|| out_of_range(field))
 }
 
 fn out_of_range(field: &str) -> Error {
