@@ -1,5 +1,6 @@
 //! Live conformance: the documented request/response checks, run against a real
-//! deployment (or any base URL), reporting every deviation by name.
+//! deployment (or any base URL), reporting every deviation by name. Behind the feature
+//! `conformance` (which `cli` turns on), so that library users never compile it.
 //!
 //! ```no_run
 //! use vipps_access_token::conformance::{ConformanceConfig, run};

@@ -4,6 +4,7 @@
 
 mod body;
 mod client;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod credentials;
 mod error;

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Whole seconds since the Unix epoch; 0 for a time before it.
+#[cfg(feature = "mock")]
 pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -14,6 +15,8 @@ pub(crate) fn from_unix_seconds(seconds: u64) -> Option<SystemTime> {
 }
 
 /// How far apart `a` and `b` are, whichever is later.
+// Until the provider's clock-skew warning uses it too, only `conformance` does.
+#[cfg_attr(not(feature = "conformance"), allow(dead_code))]
 pub(crate) fn abs_diff(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b)
         .unwrap_or_else(|earlier| earlier.duration())
@@ -23,6 +26,7 @@ pub(crate) fn abs_diff(a: SystemTime, b: SystemTime) -> Duration {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "mock")]
     #[test]
     fn converts_unix_seconds_both_ways() {
         let time = from_unix_seconds(1_668_685_028).expect("in range");
