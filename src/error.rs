@@ -5,7 +5,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::{error_body::ErrorBody, redact::hide_secrets, token::Flow};
+use crate::{error_body::ErrorBody, flow::Flow, redact::hide_secrets};
 
 /// Everything that can go wrong when asking for a token.
 /// Cheap to clone, so that one failed attempt can be handed to every caller that waited on it.

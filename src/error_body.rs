@@ -95,7 +95,7 @@ struct ResponseInfo {
 }
 
 fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    crate::response::integer_or_digits(d).map(Some)
+    crate::integer_or_digits(d).map(Some)
 }
 
 /// Fields only Azure AD sends; any of them tells its shape from plain OAuth 2.0.

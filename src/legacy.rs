@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use crate::{
     AccessToken, Client, Error, StandardCredentials, exchange,
+    flow::Flow,
     headers::{header_value, secret_header_value},
     response::StandardTokenResponse,
-    token::{Flow, SentAt},
+    token::SentAt,
 };
 
 /// The legacy endpoint's path.

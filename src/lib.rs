@@ -10,9 +10,11 @@ mod credentials;
 mod error;
 mod error_body;
 mod exchange;
+mod flow;
 mod generated;
 mod headers;
 mod hint;
+mod integer_or_digits;
 mod jwt;
 mod legacy;
 #[cfg(feature = "middleware")]
@@ -39,13 +41,15 @@ pub use credentials::{
 };
 pub use error::{ApiError, Error};
 pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
+pub use flow::Flow;
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
+pub use integer_or_digits::integer_or_digits;
 pub use jwt::{JwtError, UnverifiedJwt};
 pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
 #[cfg(feature = "middleware")]
 pub use middleware::VippsAuthMiddleware;
 pub use partner::FORM_CONTENT_TYPE;
 pub use provider::{RefreshPolicy, TokenProvider, TokenSource};
-pub use response::{PartnerTokenResponse, StandardTokenResponse, integer_or_digits};
+pub use response::{PartnerTokenResponse, StandardTokenResponse};
 pub use retry::RetryPolicy;
-pub use token::{AccessToken, Flow};
+pub use token::AccessToken;

@@ -6,10 +6,8 @@ use base64::Engine;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use crate::{
-    AccessToken, Client, Error, PartnerCredentials, exchange,
-    headers::header_value,
-    response::PartnerTokenResponse,
-    token::{Flow, SentAt},
+    AccessToken, Client, Error, PartnerCredentials, exchange, flow::Flow, headers::header_value,
+    response::PartnerTokenResponse, token::SentAt,
 };
 
 /// The content type the docs send, charset included.

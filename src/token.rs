@@ -7,21 +7,11 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use crate::{
     Error,
     credentials::{SubscriptionKey, TokenSecret},
+    flow::Flow,
     headers::{CallerHeaders, secret_header_value},
     redact::hide_token_like,
     response::{PartnerTokenResponse, StandardTokenResponse},
 };
-
-/// Which endpoint issued a token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Flow {
-    /// `POST /accesstoken/get`.
-    Standard,
-    /// `POST /miami/v1/token` (or its announced name `/authentication/v1/token`).
-    Partner,
-    /// `POST /api/v2/accesstoken/jwt`, deprecated.
-    Legacy,
-}
 
 /// When a request was sent, by both clocks: expiry is computed from the moment
 /// *before* sending, so that latency can only make the token look older, never younger.
