@@ -1,11 +1,13 @@
 //! TokenProvider and client benchmarks, each beside a baseline measured in the same run.
 //! Figures and the command are in BENCHMARKS.md: `cargo bench --bench provider`.
 //!
-//! - `cached_token`: a cached `token()` against a bare `Arc` read behind the same kind of
-//!   lock the provider uses (`std::sync::Mutex`).
+//! - `cached_token`: a cached `token()` against a bare `ArcSwap::load_full`, alone and with
+//!   a second thread doing the same.
 //! - `cold_start`: 1000 concurrent callers on an empty cache against one fetch; the number
 //!   of upstream requests per cold start is printed and must be 1.
 //! - `fetch`: one `standard_token` against a raw reqwest POST of the same request.
+//! - `many_merchants`: 100,000 merchant serial numbers through one provider; the number of
+//!   cached keys and the resident memory are printed.
 //!
 //! Everything runs against a wiremock server on loopback.
 
@@ -15,16 +17,19 @@ mod token_body;
 use std::{
     hint::black_box,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 use token_body::standard_token_body;
 
+use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
-use vipps_access_token::{Client, ClientBuilder, StandardCredentials, TokenProvider, TokenSource};
+use vipps_access_token::{
+    Client, ClientBuilder, DEFAULT_MAX_SLOTS, StandardCredentials, TokenProvider, TokenSource,
+};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
@@ -74,22 +79,92 @@ fn cached_token(c: &mut Criterion) {
     let server = rt.block_on(token_server(answered.clone()));
     let provider = TokenProvider::new(client(&server), TokenSource::Standard(credentials()));
     let token = rt.block_on(provider.token()).expect("a token");
-    let baseline = Mutex::new(token);
+    let baseline = ArcSwap::new(token);
 
     let mut group = c.benchmark_group("cached_token");
-    group.bench_function("baseline: Arc clone behind a std Mutex", |b| {
-        b.iter(|| black_box(baseline.lock().unwrap().clone()))
-    });
-    // What a hit must pay on top of the baseline: reading the monotonic clock, to
-    // never hand out a token past its usable life.
-    group.bench_function("probe: tokio Instant::now", |b| {
-        b.iter(|| black_box(tokio::time::Instant::now()))
+    group.bench_function("baseline: ArcSwap::load_full", |b| {
+        b.iter(|| black_box(baseline.load_full()))
     });
     group.bench_function("TokenProvider::token (cache hit)", |b| {
         // A hit completes without waiting, so it is polled once, without an executor.
         b.iter(|| black_box(provider.token().now_or_never().expect("a hit never waits")))
     });
+    // The same two with a second thread doing the same thing all along.
+    group.bench_function("2 threads: baseline: ArcSwap::load_full", |b| {
+        with_contention(
+            || drop(black_box(baseline.load_full())),
+            || b.iter(|| black_box(baseline.load_full())),
+        )
+    });
+    group.bench_function("2 threads: TokenProvider::token (cache hit)", |b| {
+        let hit = || provider.token().now_or_never().expect("a hit never waits");
+        with_contention(|| drop(black_box(hit())), || b.iter(|| black_box(hit())))
+    });
     group.finish();
+    assert_eq!(answered.load(Ordering::Relaxed), 1, "every call was a hit");
+}
+
+/// Runs `measure` while another thread runs `contend` in a loop.
+fn with_contention(contend: impl Fn() + Sync, measure: impl FnOnce()) {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                contend();
+            }
+        });
+        measure();
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// 100,000 merchants through one provider with the default bound: the cache stays within
+/// it, and the process's resident memory stays flat from the first 10,000 on. Run once and
+/// printed, not sampled: one pass is 100,000 fetches.
+fn many_merchants(_: &mut Criterion) {
+    let rt = runtime();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let server = rt.block_on(token_server(answered.clone()));
+    let provider = TokenProvider::new(client(&server), TokenSource::Standard(credentials()));
+    let started = std::time::Instant::now();
+    let mut most_keys = 0;
+    let mut rss_after_10k = 0;
+    rt.block_on(async {
+        for n in 0..100_000u32 {
+            let msn = (100_000 + n).to_string();
+            let merchant = provider
+                .with_merchant_serial_number(&msn)
+                .expect("a valid MSN");
+            black_box(merchant.token().await.expect("a token"));
+            drop(merchant);
+            most_keys = most_keys.max(provider.cached_keys());
+            if n == 10_000 {
+                rss_after_10k = resident_kib();
+            }
+        }
+    });
+    let rss_end = resident_kib();
+    eprintln!(
+        "many_merchants: 100,000 MSNs in {:.1} s, {} upstream requests; at most {most_keys} keys \
+         cached (bound {DEFAULT_MAX_SLOTS}, the provider's own key pinned on top); resident \
+         {rss_after_10k} KiB after 10,000 MSNs, {rss_end} KiB after 100,000",
+        started.elapsed().as_secs_f64(),
+        answered.load(Ordering::Relaxed),
+    );
+    assert!(most_keys <= DEFAULT_MAX_SLOTS + 1);
+}
+
+/// The process's resident set, from /proc (0 where there is none).
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn cold_start(c: &mut Criterion) {
@@ -186,6 +261,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = cached_token, cold_start, fetch
+    targets = cached_token, cold_start, fetch, many_merchants
 }
 criterion_main!(benches);

@@ -267,13 +267,7 @@ fn checked_base_url(base_url: &str, allow_insecure_http: bool) -> Result<String,
             "must not carry a query, a fragment or credentials",
         ));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() == "http" && !loopback && !allow_insecure_http {
+    if url.scheme() == "http" && !is_loopback(&url) && !allow_insecure_http {
         return Err(Error::invalid_input(
             "base_url",
             "must use https: the credentials travel in headers (plain http is accepted on \
@@ -281,4 +275,14 @@ fn checked_base_url(base_url: &str, allow_insecure_http: bool) -> Result<String,
         ));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether `url`'s host is this machine: `localhost` or a loopback address.
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }

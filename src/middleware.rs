@@ -1,17 +1,30 @@
 //! [`VippsAuthMiddleware`]: authenticates calls to other Vipps MobilePay APIs from a
 //! [`TokenProvider`], and retries once with a fresh token when one is refused with 401.
+//! Only requests to the origins it is meant for are touched: a client shared with other
+//! hosts never hands them a Vipps credential.
 
-use reqwest::{Request, Response, StatusCode, header::HeaderMap};
+use reqwest::{Request, Response, StatusCode, header::HeaderMap, redirect};
 use reqwest_middleware::{Middleware, Next};
+use url::{Origin, Url};
 
-use crate::TokenProvider;
+use crate::{Error, TokenProvider, client::is_loopback};
 
 /// Puts `Authorization: Bearer <token>`, the subscription key (standard and legacy flows),
-/// `Merchant-Serial-Number` and the `Vipps-System-*` headers on every request.
+/// `Merchant-Serial-Number` and the `Vipps-System-*` headers on requests to the Vipps
+/// MobilePay origin, and on nothing else.
+///
+/// The origin (scheme, host and port) is the provider's base URL: `https://api.vipps.no`,
+/// `https://apitest.vipps.no`, or a custom or mock URL. Add others with
+/// [`Self::with_origin`]. A request to any other origin, including plain `http` to a Vipps
+/// host, passes through untouched: no header, no token fetched, no retry.
 ///
 /// `Authorization` and the subscription key always come from the token; the identifying
 /// headers are added only where the request has none of its own. On a 401 the token is
 /// invalidated and the request sent once more with a fresh one (if its body can be cloned).
+///
+/// reqwest's default redirect policy drops `Authorization` when a redirect leaves the host,
+/// but keeps `Ocp-Apim-Subscription-Key` and the other headers: build the client with
+/// [`Self::redirect_policy`], which refuses redirects away from an authenticated origin.
 ///
 /// ```no_run
 /// use vipps_access_token::{Client, Environment, StandardCredentials, TokenProvider, TokenSource, VippsAuthMiddleware};
@@ -23,20 +36,73 @@ use crate::TokenProvider;
 ///     "0f14ebcab0ec4b29ae0cb90d91b4a84a",
 /// );
 /// let provider = TokenProvider::new(Client::new(Environment::Test)?, TokenSource::Standard(credentials));
-/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(VippsAuthMiddleware::new(provider))
-///     .build();
+/// let auth = VippsAuthMiddleware::new(provider);
+/// let http = reqwest::Client::builder()
+///     .redirect(auth.redirect_policy())
+///     .build()
+///     .expect("a reqwest client");
+/// let http = reqwest_middleware::ClientBuilder::new(http).with(auth).build();
 /// # let _ = http; Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
 pub struct VippsAuthMiddleware {
     provider: TokenProvider,
+    origins: Vec<Origin>,
 }
 
 impl VippsAuthMiddleware {
-    /// Authenticates with tokens from `provider`.
+    /// Authenticates requests to the origin of `provider`'s base URL with its tokens.
     pub fn new(provider: TokenProvider) -> Self {
-        Self { provider }
+        let origins = Url::parse(provider.client().base_url())
+            .map(|url| vec![url.origin()])
+            .unwrap_or_default();
+        Self { provider, origins }
+    }
+
+    /// Authenticates requests to `origin` too (for example `https://api.vipps.no` when the
+    /// provider's base URL is a proxy). It must be `https`, or `http` on loopback.
+    pub fn with_origin(mut self, origin: &str) -> Result<Self, Error> {
+        let url = Url::parse(origin).map_err(|e| {
+            Error::invalid_input(
+                "origin",
+                format!("is not a URL ({e}); use for example https://api.vipps.no"),
+            )
+        })?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            _ => {
+                return Err(Error::invalid_input(
+                    "origin",
+                    "must be https (or http on loopback): the token travels in headers",
+                ));
+            }
+        }
+        self.origins.push(url.origin());
+        Ok(self)
+    }
+
+    /// A redirect policy for the `reqwest::Client` under this middleware: redirects within
+    /// an origin, or between origins that are not authenticated, are followed as reqwest's
+    /// default does (at most 10); a redirect from an authenticated origin to another origin
+    /// is not followed, and the 3xx response is returned as it came.
+    pub fn redirect_policy(&self) -> redirect::Policy {
+        let origins = self.origins.clone();
+        redirect::Policy::custom(move |attempt| {
+            let from = attempt.previous().last().map(Url::origin);
+            let to = attempt.url().origin();
+            if attempt.previous().len() > 10 {
+                attempt.error("too many redirects")
+            } else if from.is_some_and(|from| from != to && origins.contains(&from)) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        })
+    }
+
+    fn authenticates(&self, request: &Request) -> bool {
+        self.origins.contains(&request.url().origin())
     }
 }
 
@@ -48,6 +114,9 @@ impl Middleware for VippsAuthMiddleware {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        if !self.authenticates(&request) {
+            return next.run(request, extensions).await;
+        }
         let retry = request.try_clone();
         let token = self
             .provider

@@ -3,80 +3,29 @@
 //!
 //! Expiry is counted on tokio's clock from the moment the request was sent, so tests can
 //! drive it with paused time, and latency or a wrong wall clock can only shorten a token's
-//! life here, never lengthen it.
+//! life here, never lengthen it. A cache hit takes no lock and reads only a coarse clock (see
+//! `freshness.rs`); every other decision is made on the slow path, on tokio's clock.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, Weak},
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use futures_util::{
-    FutureExt,
-    future::{BoxFuture, Shared},
-};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{
-    AccessToken, Client, Error, LegacyResource, PartnerCredentials, StandardCredentials,
+    AccessToken, Client, Error, TokenSource,
     headers::MerchantSerialNumber,
+    metrics,
+    refresh::{Cached, RefreshPolicy},
+    single_flight::Abandoned,
+    slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots},
+    sync::lock,
 };
-
-/// What to ask for a token with: the flow and its keys.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TokenSource {
-    /// `POST /accesstoken/get`.
-    Standard(StandardCredentials),
-    /// `POST /miami/v1/token`, with an optional `scope`.
-    Partner {
-        /// Management or accounting keys.
-        credentials: PartnerCredentials,
-        /// The optional OAuth scope.
-        scope: Option<String>,
-    },
-    /// `POST /api/v2/accesstoken/jwt`, deprecated.
-    Legacy {
-        /// The keys with their subscription key.
-        credentials: StandardCredentials,
-        /// The product the token is for.
-        resource: LegacyResource,
-    },
-}
-
-/// When to refresh a token ahead of its expiry.
-///
-/// A token is refreshed in the background once `refresh_fraction` plus a random part of
-/// `jitter_fraction` of its life is left (by default between 20 % and 30 %: 3 to 4.5
-/// minutes of a 15-minute token, 4.8 to 7.2 hours of a 24-hour one), so a fleet of
-/// services does not refresh in lockstep. It is never handed out in its last
-/// `expiry_margin` (at most a tenth of its life), so it cannot expire in transit.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RefreshPolicy {
-    /// The share of a token's life left when refreshing starts, before jitter.
-    pub refresh_fraction: f64,
-    /// The largest random share of a token's life added to `refresh_fraction`.
-    pub jitter_fraction: f64,
-    /// How long before expiry a token stops being handed out.
-    pub expiry_margin: Duration,
-    /// How long to wait before trying again after a background refresh failed.
-    pub retry_interval: Duration,
-}
-
-impl Default for RefreshPolicy {
-    fn default() -> Self {
-        Self {
-            refresh_fraction: 0.2,
-            jitter_fraction: 0.1,
-            expiry_margin: Duration::from_secs(30),
-            retry_interval: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Hands out cached tokens, fetching one only when needed. Cheap to clone; clones share
 /// the cache.
+///
+/// Safe to keep in a `static` and use from many runtimes (every `#[tokio::test]` has its
+/// own): a fetch whose runtime shuts down is replaced by a fresh one on the next call.
 ///
 /// ```no_run
 /// use vipps_access_token::{Client, Environment, StandardCredentials, TokenProvider, TokenSource};
@@ -109,6 +58,42 @@ impl std::fmt::Debug for TokenProvider {
     }
 }
 
+/// Configures a [`TokenProvider`].
+#[derive(Debug)]
+#[must_use]
+pub struct TokenProviderBuilder {
+    client: Client,
+    source: TokenSource,
+    policy: RefreshPolicy,
+    max_slots: usize,
+}
+
+impl TokenProviderBuilder {
+    /// When to refresh ahead of expiry ([`RefreshPolicy::default`]).
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How many keys (merchant serial numbers, scopes, key sets) the provider and the
+    /// providers derived from it keep a token for ([`DEFAULT_MAX_SLOTS`] by default; at
+    /// least 1). When full, idle and expired entries go first; an entry with a fetch in
+    /// flight or a live handle pointing at it is never evicted.
+    pub fn max_slots(mut self, max_slots: usize) -> Self {
+        self.max_slots = max_slots;
+        self
+    }
+
+    /// Builds the provider.
+    pub fn build(self) -> TokenProvider {
+        let cache = Arc::new(Cache {
+            policy: self.policy,
+            slots: Slots::new(self.max_slots),
+        });
+        TokenProvider::on_cache(self.client, self.source, cache)
+    }
+}
+
 /// Everything that makes two tokens different. Tokens are never shared across keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CacheKey {
@@ -118,46 +103,31 @@ struct CacheKey {
     merchant_serial_number: Option<MerchantSerialNumber>,
 }
 
+/// What a provider and the providers derived from it share.
 struct Cache {
     policy: RefreshPolicy,
-    slots: Mutex<HashMap<CacheKey, Arc<Slot>>>,
-}
-
-/// The cache of one key. Its lock is only ever held for a few instructions, never
-/// across an `.await`.
-#[derive(Default)]
-struct Slot {
-    state: Mutex<SlotState>,
-}
-
-type SharedFetch = Shared<BoxFuture<'static, Result<Arc<AccessToken>, Error>>>;
-
-#[derive(Default)]
-struct SlotState {
-    cached: Option<Cached>,
-    in_flight: Option<SharedFetch>,
-    last_error: Option<Error>,
-}
-
-struct Cached {
-    token: Arc<AccessToken>,
-    refresh_at: Instant,
-    usable_until: Instant,
+    slots: Slots<CacheKey>,
 }
 
 impl TokenProvider {
     /// A provider for `source`, sending its requests through `client`.
     pub fn new(client: Client, source: TokenSource) -> Self {
-        Self::with_policy(client, source, RefreshPolicy::default())
+        Self::builder(client, source).build()
     }
 
     /// Like [`Self::new`], with another refresh policy.
     pub fn with_policy(client: Client, source: TokenSource, policy: RefreshPolicy) -> Self {
-        let cache = Arc::new(Cache {
-            policy,
-            slots: Mutex::default(),
-        });
-        Self::on_cache(client, source, cache)
+        Self::builder(client, source).refresh_policy(policy).build()
+    }
+
+    /// Starts configuring a provider for `source`, sending its requests through `client`.
+    pub fn builder(client: Client, source: TokenSource) -> TokenProviderBuilder {
+        TokenProviderBuilder {
+            client,
+            source,
+            policy: RefreshPolicy::default(),
+            max_slots: DEFAULT_MAX_SLOTS,
+        }
     }
 
     fn on_cache(client: Client, source: TokenSource, cache: Arc<Cache>) -> Self {
@@ -167,7 +137,7 @@ impl TokenProvider {
             partner_token_path: client.partner_token_path.clone(),
             merchant_serial_number: client.caller.merchant_serial_number.clone(),
         };
-        let slot = lock(&cache.slots).entry(key).or_default().clone();
+        let slot = cache.slots.get_or_insert(key);
         Self {
             client,
             source,
@@ -197,194 +167,157 @@ impl TokenProvider {
         &self.client
     }
 
+    /// How many keys the cache holds a slot for now; at most
+    /// [`TokenProviderBuilder::max_slots`] besides those live handles point at.
+    pub fn cached_keys(&self) -> usize {
+        self.cache.slots.len()
+    }
+
     /// A valid token. Served from the cache when it holds one (refreshing it in the
     /// background when it nears expiry); otherwise fetched, once, for every caller that
     /// asks meanwhile. A failed fetch is handed to the callers that waited for it and is
     /// not cached: the next call tries again.
     pub async fn token(&self) -> Result<Arc<AccessToken>, Error> {
+        if let Some(token) = self.fresh_token() {
+            return Ok(token);
+        }
+        self.token_slowly().await
+    }
+
+    /// The cache hit: no lock, no precise clock.
+    #[inline]
+    fn fresh_token(&self) -> Option<Arc<AccessToken>> {
+        let cached = self.slot.cached.load();
+        let cached = cached.as_ref()?;
+        if !cached.freshness.is_fresh() {
+            return None;
+        }
+        self.slot.mark_used();
+        Some(cached.token.clone())
+    }
+
+    async fn token_slowly(&self) -> Result<Arc<AccessToken>, Error> {
+        self.slot.mark_used();
         let now = Instant::now();
-        let fetch = {
-            let mut state = lock(&self.slot.state);
-            if let Some(cached) = &state.cached {
-                if now < cached.refresh_at {
-                    tracing::trace!("vipps access token cache hit");
-                    return Ok(cached.token.clone());
-                }
-                if now < cached.usable_until {
-                    let token = cached.token.clone();
-                    if state.in_flight.is_none() {
-                        tracing::debug!(
-                            "vipps access token nears expiry: refreshing in the background"
-                        );
-                        state.in_flight = Some(self.start_fetch());
-                    }
-                    return Ok(token);
-                }
+        if let Some(cached) = self.slot.cached.load().as_ref() {
+            if now < cached.refresh_at {
+                // Within the coarse clock's lag of the refresh time.
+                return Ok(cached.token.clone());
             }
-            tracing::debug!("vipps access token cache miss");
-            state
-                .in_flight
-                .get_or_insert_with(|| self.start_fetch())
-                .clone()
-        };
-        fetch.await
+            if now < cached.usable_until {
+                tracing::debug!("vipps access token nears expiry: refreshing in the background");
+                self.slot.flight.start(|| self.fetch());
+                return Ok(cached.token.clone());
+            }
+        }
+        tracing::debug!("vipps access token cache miss");
+        self.join_fetch().await
     }
 
     /// Fetches a fresh token now, or joins the fetch already running, and caches it. On
     /// failure the cached token, if any, stays. Useful to fail fast on bad keys at start-up.
     pub async fn refresh(&self) -> Result<Arc<AccessToken>, Error> {
-        let fetch = lock(&self.slot.state)
-            .in_flight
-            .get_or_insert_with(|| self.start_fetch())
-            .clone();
-        fetch.await
+        self.join_fetch().await
+    }
+
+    /// Joins the fetch in flight or starts one. If the task running it is dropped (its
+    /// runtime shut down), one more is started on the caller's runtime.
+    async fn join_fetch(&self) -> Result<Arc<AccessToken>, Error> {
+        for _ in 0..2 {
+            match self.slot.flight.join_or_start(|| self.fetch()).await {
+                Ok(outcome) => return outcome,
+                Err(Abandoned) => {
+                    tracing::debug!("a vipps access token fetch was abandoned: starting another");
+                }
+            }
+        }
+        Err(Error::Interrupted)
     }
 
     /// Forgets the cached token, for when an API answered 401 to a request that used it.
     pub fn invalidate(&self) {
-        lock(&self.slot.state).cached = None;
+        self.slot.cached.store(None);
     }
 
     /// Forgets the cached token only if it is still `token`: many requests that fail with
     /// the same old token then cause one refresh, not one each.
     pub fn invalidate_token(&self, token: &Arc<AccessToken>) {
-        let mut state = lock(&self.slot.state);
-        if state
-            .cached
+        let current = self.slot.cached.load_full();
+        if current
             .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(&c.token, token))
+            .is_some_and(|cached| Arc::ptr_eq(&cached.token, token))
         {
-            state.cached = None;
+            self.slot.cached.compare_and_swap(&current, None);
         }
     }
 
     /// The error of the last fetch, if it failed; cleared by the next success. While a
     /// background refresh fails, the old token is served until it expires.
     pub fn last_refresh_error(&self) -> Option<Error> {
-        lock(&self.slot.state).last_error.clone()
+        lock(&self.slot.last_error).clone()
     }
 
-    /// Starts one fetch in its own task, so that it completes (and fills the cache) even
-    /// if every caller waiting for it gives up.
-    fn start_fetch(&self) -> SharedFetch {
+    /// One fetch, which caches its outcome into the slot (if the slot still exists).
+    fn fetch(&self) -> impl Future<Output = FetchOutcome> + Send + 'static {
         let client = self.client.clone();
         let source = self.source.clone();
         let slot = Arc::downgrade(&self.slot);
         let policy = self.cache.policy;
         let span = tracing::info_span!(
             "vipps_access_token_fetch",
+            flow = source.flow_name(),
             base_url = %client.base_url(),
             merchant_serial_number = client.caller.merchant_serial_number.as_ref().map(|m| m.as_str()),
         );
-        let work = async move {
-            let result = fetch(&client, &source).await.map(Arc::new);
-            store(&slot, &result, policy);
-            result
-        }
-        .instrument(span);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let task = runtime.spawn(work);
-                async move { task.await.unwrap_or_else(|_| Err(Error::Interrupted)) }
-                    .boxed()
-                    .shared()
+        async move {
+            let started = Instant::now();
+            let outcome = source.fetch(&client).await.map(Arc::new);
+            metrics::fetch_finished(source.flow_name(), &outcome, started.elapsed());
+            match &outcome {
+                Ok(token) => {
+                    tracing::info!(
+                        expires_in_secs = token.expires_in().as_secs(),
+                        "fetched a vipps access token"
+                    );
+                    token.warn_on_clock_skew();
+                }
+                Err(error) => tracing::warn!(%error, "fetching a vipps access token failed"),
             }
-            Err(_) => work.boxed().shared(),
+            if let Some(slot) = slot.upgrade() {
+                keep(&slot, &outcome, policy, source.flow_name());
+            }
+            outcome
         }
+        .instrument(span)
     }
-}
-
-async fn fetch(client: &Client, source: &TokenSource) -> Result<AccessToken, Error> {
-    let result = match source {
-        TokenSource::Standard(credentials) => client.standard_token(credentials).await,
-        TokenSource::Partner { credentials, scope } => {
-            client.partner_token(credentials, scope.as_deref()).await
-        }
-        TokenSource::Legacy {
-            credentials,
-            resource,
-        } =>
-        {
-            #[allow(deprecated)]
-            client.legacy_token(credentials, resource).await
-        }
-    };
-    match &result {
-        Ok(token) => {
-            tracing::info!(
-                expires_in_secs = token.expires_in().as_secs(),
-                "fetched a vipps access token"
-            );
-            warn_on_clock_skew(token);
-        }
-        Err(error) => tracing::warn!(%error, "fetching a vipps access token failed"),
-    }
-    result
 }
 
 /// Puts a fetch's outcome into the slot: a new token, or the error beside the old token.
-fn store(slot: &Weak<Slot>, result: &Result<Arc<AccessToken>, Error>, policy: RefreshPolicy) {
-    let Some(slot) = slot.upgrade() else { return };
-    let mut state = lock(&slot.state);
-    state.in_flight = None;
-    match result {
+fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'static str) {
+    match outcome {
         Ok(token) => {
-            state.cached = Some(Cached::new(token.clone(), policy));
-            state.last_error = None;
+            slot.cached
+                .store(Some(Arc::new(Cached::new(token.clone(), policy))));
+            *lock(&slot.last_error) = None;
+            metrics::expires_in(flow, token.expires_in());
         }
         Err(error) => {
-            state.last_error = Some(error.clone());
-            if let Some(cached) = &mut state.cached {
+            *lock(&slot.last_error) = Some(error.clone());
+            let now = Instant::now();
+            slot.cached.rcu(|current| {
+                let cached = current.as_ref()?;
                 // Keep serving the old token; try again a little later, not on every call.
-                cached.refresh_at =
-                    (Instant::now() + policy.retry_interval).min(cached.usable_until);
+                (now < cached.usable_until)
+                    .then(|| Arc::new(cached.refresh_again_at(now + policy.retry_interval)))
+            });
+            if let Some(cached) = slot.cached.load().as_ref() {
+                metrics::refresh_failed(flow);
+                metrics::expires_in(flow, expiry_left(&cached.token));
             }
         }
     }
 }
 
-impl Cached {
-    fn new(token: Arc<AccessToken>, policy: RefreshPolicy) -> Self {
-        let sent = Instant::from_std(token.requested_at_instant());
-        let life = token.expires_in();
-        let expiry = Instant::from_std(token.expires_at_instant());
-        let jitter = policy.jitter_fraction * fastrand::f64();
-        let ahead = life.mul_f64((policy.refresh_fraction + jitter).clamp(0.0, 1.0));
-        let margin = policy.expiry_margin.min(life / 10);
-        let usable_until = expiry.checked_sub(margin).unwrap_or(sent);
-        let refresh_at = expiry.checked_sub(ahead).unwrap_or(sent).min(usable_until);
-        Self {
-            token,
-            refresh_at,
-            usable_until,
-        }
-    }
-}
-
-/// Clocks more than this far apart earn a warning.
-const CLOCK_SKEW_WARNING: Duration = Duration::from_secs(60);
-
-fn warn_on_clock_skew(token: &AccessToken) {
-    let Some(server_expiry) = token.server_expires_on() else {
-        return;
-    };
-    let local_expiry = token.expires_at();
-    let skew = server_expiry
-        .duration_since(local_expiry)
-        .or_else(|e| Ok::<_, ()>(e.duration()))
-        .unwrap_or_default();
-    if skew > CLOCK_SKEW_WARNING {
-        tracing::warn!(
-            skew_secs = skew.as_secs(),
-            "the server's expires_on and the local clock disagree by more than a minute: \
-             check the clock (expiry is counted from expires_in, so tokens stay safe)"
-        );
-    }
-}
-
-/// Locks a mutex; a panic elsewhere while it was held leaves the data usable, so go on.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn expiry_left(token: &AccessToken) -> Duration {
+    Instant::from_std(token.expires_at_instant()).saturating_duration_since(Instant::now())
 }

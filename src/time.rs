@@ -1,5 +1,5 @@
-//! Unix seconds and wall-clock gaps: the conversions the token, the JWT claims, the mock
-//! and the conformance checks share.
+//! Unix seconds and wall-clock gaps: the conversions the token (and its clock-skew check),
+//! the JWT claims, the mock and the conformance checks share.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,8 +15,6 @@ pub(crate) fn from_unix_seconds(seconds: u64) -> Option<SystemTime> {
 }
 
 /// How far apart `a` and `b` are, whichever is later.
-// Until the provider's clock-skew warning uses it too, only `conformance` does.
-#[cfg_attr(not(feature = "conformance"), allow(dead_code))]
 pub(crate) fn abs_diff(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b)
         .unwrap_or_else(|earlier| earlier.duration())

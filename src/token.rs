@@ -227,3 +227,28 @@ fn unix_seconds(field: &str, seconds: u64) -> Result<SystemTime, Error> {
 fn out_of_range(field: &str) -> Error {
     Error::invalid_response(field, "is too large to be a time")
 }
+
+/// The server's `expires_on` and the local clock more than this far apart earn a warning.
+const CLOCK_SKEW_WARNING: Duration = Duration::from_secs(60);
+
+impl AccessToken {
+    /// How far the server's `expires_on` is from the expiry computed here (`expires_in`
+    /// after the request was sent), when the server sent one: the two clocks' skew, plus
+    /// the request's latency.
+    pub fn clock_skew(&self) -> Option<Duration> {
+        let server = self.server_expires_on?;
+        Some(crate::time::abs_diff(server, self.expires_at))
+    }
+
+    /// Warns when the clocks disagree by more than a minute. Expiry is counted from
+    /// `expires_in`, so the token stays safe either way; the warning is for the operator.
+    pub(crate) fn warn_on_clock_skew(&self) {
+        if let Some(skew) = self.clock_skew().filter(|skew| *skew > CLOCK_SKEW_WARNING) {
+            tracing::warn!(
+                skew_secs = skew.as_secs(),
+                "the server's expires_on and the local clock disagree by more than a minute: \
+                 check the clock (expiry is counted from expires_in, so tokens stay safe)"
+            );
+        }
+    }
+}

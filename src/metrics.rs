@@ -1,0 +1,87 @@
+//! What the provider reports through the [`metrics`](https://docs.rs/metrics) facade, with the
+//! feature `metrics`; without it, every function here is empty and compiles away.
+//!
+//! | name | kind | labels | what |
+//! | --- | --- | --- | --- |
+//! | `vipps_access_token_fetches_total` | counter | `flow`, `outcome` | token requests the provider made (retries inside one fetch count once) |
+//! | `vipps_access_token_fetch_duration_seconds` | histogram | `flow`, `outcome` | how long each took, retries included |
+//! | `vipps_access_token_expires_in_seconds` | gauge | `flow` | seconds until the cached token expires, set when a token is cached and when a refresh fails |
+//! | `vipps_access_token_refresh_failures_total` | counter | `flow` | refreshes that failed while a valid token was still served: act before it expires |
+//! | `vipps_access_token_slots` | gauge | | keys the provider holds a slot for |
+//! | `vipps_access_token_slot_evictions_total` | counter | | slots evicted to stay within the bound |
+//!
+//! `flow` is `standard`, `partner` or `legacy`; `outcome` is `success` or the error's kind
+//! (`api`, `transport`, `invalid_response`, `response_too_large`, `interrupted`,
+//! `invalid_input`). No label carries a secret, a client id or a merchant serial number.
+
+#[cfg(feature = "metrics")]
+use std::time::Duration;
+
+#[cfg(feature = "metrics")]
+use crate::Error;
+
+/// A fetch ended after `elapsed` with `outcome`.
+#[cfg(feature = "metrics")]
+pub(crate) fn fetch_finished<T>(flow: &'static str, outcome: &Result<T, Error>, elapsed: Duration) {
+    let outcome = match outcome {
+        Ok(_) => "success",
+        Err(error) => error_kind(error),
+    };
+    let labels = [("flow", flow), ("outcome", outcome)];
+    metrics::counter!("vipps_access_token_fetches_total", &labels).increment(1);
+    metrics::histogram!("vipps_access_token_fetch_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+}
+
+/// The cached token of `flow` now expires in `left`.
+#[cfg(feature = "metrics")]
+pub(crate) fn expires_in(flow: &'static str, left: Duration) {
+    metrics::gauge!("vipps_access_token_expires_in_seconds", "flow" => flow)
+        .set(left.as_secs_f64());
+}
+
+/// A refresh of `flow` failed while a valid token is still served.
+#[cfg(feature = "metrics")]
+pub(crate) fn refresh_failed(flow: &'static str) {
+    metrics::counter!("vipps_access_token_refresh_failures_total", "flow" => flow).increment(1);
+}
+
+/// The provider holds `count` slots.
+#[cfg(feature = "metrics")]
+pub(crate) fn slots_in_use(count: usize) {
+    metrics::gauge!("vipps_access_token_slots").set(count as f64);
+}
+
+/// A sweep evicted `count` slots.
+#[cfg(feature = "metrics")]
+pub(crate) fn slots_evicted(count: usize) {
+    metrics::counter!("vipps_access_token_slot_evictions_total").increment(count as u64);
+}
+
+#[cfg(feature = "metrics")]
+fn error_kind(error: &Error) -> &'static str {
+    match error {
+        Error::InvalidInput { .. } => "invalid_input",
+        Error::Api(_) => "api",
+        Error::Transport(_) => "transport",
+        Error::Interrupted => "interrupted",
+        Error::ResponseTooLarge { .. } => "response_too_large",
+        Error::InvalidResponse { .. } => "invalid_response",
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod disabled {
+    use std::time::Duration;
+
+    use crate::Error;
+
+    pub(crate) fn fetch_finished<T>(_: &'static str, _: &Result<T, Error>, _: Duration) {}
+    pub(crate) fn expires_in(_: &'static str, _: Duration) {}
+    pub(crate) fn refresh_failed(_: &'static str) {}
+    pub(crate) fn slots_in_use(_: usize) {}
+    pub(crate) fn slots_evicted(_: usize) {}
+}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) use disabled::*;
