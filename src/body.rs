@@ -2,9 +2,9 @@
 //! body past [`MAX_RESPONSE_BYTES`] is a misconfigured proxy or a hostile server, and is
 //! not read further.
 
-use std::{fmt, io, time::Duration};
+use std::{io, time::Duration};
 
-use futures_util::StreamExt;
+use http_body_util::{LengthLimitError, Limited};
 
 use crate::Error;
 
@@ -19,9 +19,7 @@ pub(crate) struct LimitedResponse {
 }
 
 /// Reads `response` whole, stopping with [`Error::ResponseTooLarge`] past the limit.
-pub(crate) async fn read_limited(
-    mut response: reqwest::Response,
-) -> Result<LimitedResponse, Error> {
+pub(crate) async fn read_limited(response: reqwest::Response) -> Result<LimitedResponse, Error> {
     let status = response.status().as_u16();
     let too_large = || Error::ResponseTooLarge {
         status,
@@ -34,56 +32,30 @@ pub(crate) async fn read_limited(
         return Err(too_large());
     }
     let retry_after = retry_after(response.headers());
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_RESPONSE_BYTES => {
-                return Err(too_large());
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(error) if is_limit_error(&error) => return Err(too_large()),
-            Err(error) => return Err(Error::transport(error)),
-        }
+    match limit_body(response).bytes().await {
+        Ok(body) => Ok(LimitedResponse {
+            status,
+            retry_after,
+            body: body.to_vec(),
+        }),
+        Err(error) if is_limit_error(&error) => Err(too_large()),
+        Err(error) => Err(Error::transport(error)),
     }
-    Ok(LimitedResponse {
-        status,
-        retry_after,
-        body,
-    })
 }
 
-/// The same response with a body that fails once it passes the limit, for the generated
-/// binding, which reads bodies itself. Its read then fails with an error that
-/// [`is_limit_error`] recognises.
+/// The same response with its body behind `http-body-util`'s [`Limited`], so that reading
+/// fails once it passes the limit, with an error that [`is_limit_error`] recognises. The
+/// generated binding reads bodies itself, so it gets the response this way too.
 pub(crate) fn limit_body(response: reqwest::Response) -> reqwest::Response {
     use reqwest::ResponseBuilderExt;
     // Keep the URL, so that errors while reading name the real one.
-    let mut builder = http::Response::builder()
-        .status(response.status())
-        .version(response.version())
-        .url(response.url().clone());
-    if let Some(headers) = builder.headers_mut() {
-        *headers = response.headers().clone();
+    let mut with_url = http::Response::builder().url(response.url().clone());
+    let (mut parts, body) = http::Response::from(response).into_parts();
+    if let Some(url) = with_url.extensions_mut() {
+        parts.extensions.extend(std::mem::take(url));
     }
-    let mut seen = 0usize;
-    let limited = response.bytes_stream().map(move |chunk| {
-        let chunk = chunk.map_err(io::Error::other)?;
-        seen += chunk.len();
-        if seen > MAX_RESPONSE_BYTES {
-            return Err(io::Error::other(BodyLimitExceeded));
-        }
-        Ok(chunk)
-    });
-    match builder.body(reqwest::Body::wrap_stream(limited)) {
-        Ok(limited) => reqwest::Response::from(limited),
-        // Unreachable: status, version and headers come from a valid response.
-        Err(_) => unreachable_response(),
-    }
-}
-
-fn unreachable_response() -> reqwest::Response {
-    reqwest::Response::from(http::Response::new(reqwest::Body::from(Vec::new())))
+    let limited = reqwest::Body::wrap(Limited::new(body, MAX_RESPONSE_BYTES));
+    reqwest::Response::from(http::Response::from_parts(parts, limited))
 }
 
 /// True when `error` comes from a body cut off by [`limit_body`].
@@ -95,24 +67,13 @@ pub(crate) fn is_limit_error(error: &(dyn std::error::Error + 'static)) -> bool 
             .downcast_ref::<io::Error>()
             .and_then(|io| io.get_ref())
             .map(|inner| inner as &(dyn std::error::Error + 'static));
-        if error.is::<BodyLimitExceeded>() || payload.is_some_and(|p| p.is::<BodyLimitExceeded>()) {
+        if error.is::<LengthLimitError>() || payload.is_some_and(|p| p.is::<LengthLimitError>()) {
             return true;
         }
         source = error.source();
     }
     false
 }
-
-#[derive(Debug)]
-struct BodyLimitExceeded;
-
-impl fmt::Display for BodyLimitExceeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the body is larger than {MAX_RESPONSE_BYTES} bytes")
-    }
-}
-
-impl std::error::Error for BodyLimitExceeded {}
 
 /// `Retry-After` as seconds or as an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -226,7 +226,10 @@ fn default_http_client(
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<reqwest::Client, Error> {
+    let tls = crate::tls::ring_client_config()
+        .map_err(|_| Error::invalid_input("http_client", "could not be set up (TLS roots?)"))?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .timeout(timeout)

@@ -7,9 +7,9 @@ use crate::{
     Error,
     body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
     error::ApiError,
+    flow::Flow,
     redact::hide_secrets,
     response::parse_token_body,
-    token::Flow,
 };
 
 /// Sends a hand-built request and reads a token body of type `T` from a 200 answer.

@@ -1,10 +1,7 @@
 //! Reading a JWT's header and claims without verifying its signature: to show what a
 //! token says and check that its `exp` agrees with `expires_in`. Never use it to trust one.
 
-use std::{
-    fmt,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, time::SystemTime};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
@@ -70,7 +67,7 @@ impl UnverifiedJwt {
             Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok()?,
             _ => return None,
         };
-        UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+        crate::time::from_unix_seconds(seconds)
     }
 }
 
@@ -98,6 +95,8 @@ impl fmt::Display for UnverifiedJwt {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     fn part(json: &str) -> String {

@@ -3,14 +3,15 @@
 
 use std::fmt;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::{
     AccessToken, Client, Error, StandardCredentials, exchange,
+    flow::Flow,
     headers::{header_value, secret_header_value},
     response::StandardTokenResponse,
-    token::{Flow, SentAt},
+    token::SentAt,
 };
 
 /// The legacy endpoint's path.
@@ -111,21 +112,18 @@ impl Client {
             HeaderName::from_static("ocp-apim-subscription-key"),
             secret_header_value("Ocp-Apim-Subscription-Key", subscription_key)?,
         );
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         self.caller.insert_into(&mut headers)?;
-        let body = serde_json::to_vec(&LegacyRequest {
-            client_id,
-            client_secret,
-            resource: resource.as_str(),
-        })
-        .map_err(|_| Error::invalid_input("request", "could not be encoded as JSON"))?;
-
+        // `json` serialises the body and sets `Content-Type: application/json`.
         let request = self
             .http()
             .post(self.url(LEGACY_TOKEN_PATH))
             .headers(headers)
-            .body(body);
+            .json(&LegacyRequest {
+                client_id,
+                client_secret,
+                resource: resource.as_str(),
+            });
         let sent_at = SentAt::now();
         let body: StandardTokenResponse = exchange::send(Flow::Legacy, request, &secrets).await?;
         AccessToken::from_standard(

@@ -4,13 +4,18 @@
 
 mod body;
 mod client;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod credentials;
 mod error;
+mod error_body;
 mod exchange;
+mod flow;
 mod freshness;
 mod generated;
 mod headers;
+mod hint;
+mod integer_or_digits;
 mod jwt;
 mod legacy;
 mod metrics;
@@ -31,6 +36,8 @@ mod standard;
 #[cfg(feature = "store")]
 pub mod store;
 mod sync;
+mod time;
+mod tls;
 mod token;
 
 pub use body::MAX_RESPONSE_BYTES;
@@ -41,8 +48,11 @@ pub use client::{
 pub use credentials::{
     ClientId, ClientSecret, PartnerCredentials, StandardCredentials, SubscriptionKey, TokenSecret,
 };
-pub use error::{ApiError, AzureAdError, Error, ErrorBody, GatewayError, OAuthError};
+pub use error::{ApiError, Error};
+pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
+pub use flow::Flow;
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
+pub use integer_or_digits::integer_or_digits;
 pub use jwt::{JwtError, UnverifiedJwt};
 pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
 #[cfg(feature = "middleware")]
@@ -50,8 +60,8 @@ pub use middleware::VippsAuthMiddleware;
 pub use partner::FORM_CONTENT_TYPE;
 pub use provider::{TokenProvider, TokenProviderBuilder};
 pub use refresh::RefreshPolicy;
-pub use response::{PartnerTokenResponse, StandardTokenResponse, integer_or_digits};
+pub use response::{PartnerTokenResponse, StandardTokenResponse};
 pub use retry::RetryPolicy;
 pub use slots::DEFAULT_MAX_SLOTS;
 pub use source::TokenSource;
-pub use token::{AccessToken, Flow};
+pub use token::AccessToken;

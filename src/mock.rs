@@ -36,9 +36,13 @@
 
 mod azure;
 mod config;
+mod endpoint;
+mod fault;
 mod faults;
 mod gateway;
 mod jwt;
+mod key_check;
+mod keys;
 mod legacy;
 mod oauth;
 mod partner;
@@ -54,5 +58,5 @@ pub use config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServerBuilder,
     PARTNER_TOKEN_LIFETIME, PRODUCTION_TOKEN_LIFETIME, TEST_TOKEN_LIFETIME,
 };
-pub use routes::STANDARD_TOKEN_PATH;
+pub use endpoint::STANDARD_TOKEN_PATH;
 pub use server::MockServer;

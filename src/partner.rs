@@ -3,13 +3,11 @@
 //! by hand. It never sends a subscription key.
 
 use base64::Engine;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use crate::{
-    AccessToken, Client, Error, PartnerCredentials, exchange,
-    headers::{header_value, secret_header_value},
-    response::PartnerTokenResponse,
-    token::{Flow, SentAt},
+    AccessToken, Client, Error, PartnerCredentials, exchange, flow::Flow, headers::header_value,
+    response::PartnerTokenResponse, token::SentAt,
 };
 
 /// The content type the docs send, charset included.
@@ -59,16 +57,16 @@ impl Client {
                 "contains `:`, which Basic credentials cannot carry in the user part",
             ));
         }
+        // reqwest's `basic_auth` builds the header (base64, marked sensitive). The id and
+        // secret go in as they are, not form-encoded first as RFC 6749 section 2.3.1 asks:
+        // Vipps MobilePay documents `btoa(client_id:client_secret)`, and form-encoding would
+        // send a base64 secret's `=` as `%3D`, which a server that does not decode rejects.
+        // The same encoding again, only to recognise the credentials if a server echoes them.
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{client_id}:{client_secret}"));
-        let authorization = format!("Basic {basic}");
         let secrets = [client_secret, basic.as_str()];
 
         let mut headers = HeaderMap::new();
-        headers.insert(
-            AUTHORIZATION,
-            secret_header_value("Authorization", &authorization)?,
-        );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         self.caller.insert_into(&mut headers)?;
@@ -78,6 +76,7 @@ impl Client {
         let request = self
             .http()
             .post(self.url(&self.partner_token_path))
+            .basic_auth(client_id, Some(client_secret))
             .headers(headers)
             .body(form);
         let sent_at = SentAt::now();

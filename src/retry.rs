@@ -1,4 +1,4 @@
-//! Retrying transient failures: bounded exponential backoff with jitter, `Retry-After`
+//! Retrying transient failures: bounded exponential backoff with equal jitter, `Retry-After`
 //! honoured up to a cap, and a total time budget. Credentials rejected (400, 401, 403)
 //! are never retried: trying again cannot help and may lock the keys.
 
@@ -76,7 +76,8 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(2u32.saturating_pow(tried - 1))
             .min(self.max_backoff);
-        // Full jitter in the upper half: spread a fleet's retries, keep a floor.
+        // Equal jitter (AWS's name): half the backoff fixed, half random, so a fleet's
+        // retries spread out yet none comes sooner than half the backoff.
         let jittered = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
         let asked = match error {
             Error::Api(api) => api.retry_after(),

@@ -1,10 +1,8 @@
 //! The standard flow, `POST /accesstoken/get`, through the generated binding.
 
 use crate::{
-    AccessToken, Client, Error, StandardCredentials, exchange,
-    headers::header_value,
-    response::StandardTokenResponse,
-    token::{Flow, SentAt},
+    AccessToken, Client, Error, StandardCredentials, exchange, flow::Flow, headers::header_value,
+    response::StandardTokenResponse, token::SentAt,
 };
 
 impl Client {

@@ -1,27 +1,17 @@
 //! [`AccessToken`]: a token, when it expires, and the headers for later API calls.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use crate::{
     Error,
     credentials::{SubscriptionKey, TokenSecret},
+    flow::Flow,
     headers::{CallerHeaders, secret_header_value},
     redact::hide_token_like,
     response::{PartnerTokenResponse, StandardTokenResponse},
 };
-
-/// Which endpoint issued a token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Flow {
-    /// `POST /accesstoken/get`.
-    Standard,
-    /// `POST /miami/v1/token` (or its announced name `/authentication/v1/token`).
-    Partner,
-    /// `POST /api/v2/accesstoken/jwt`, deprecated.
-    Legacy,
-}
 
 /// When a request was sent, by both clocks: expiry is computed from the moment
 /// *before* sending, so that latency can only make the token look older, never younger.
@@ -114,25 +104,22 @@ impl AccessToken {
         sent_at: SentAt,
     ) -> Result<Self, Error> {
         if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Error::InvalidResponse {
-                status: 200,
-                field: Some("token_type".to_owned()),
-                reason: format!(
+            return Err(Error::invalid_response(
+                "token_type",
+                format!(
                     "expected `Bearer`, got {}",
                     hide_token_like(&format!("{token_type:?}"))
                 ),
-                excerpt: String::new(),
-            });
+            ));
         }
         // The API only accepts `Bearer` with a capital B, whatever token_type says.
         let bearer = format!("Bearer {}", secret.expose_secret());
-        let authorization =
-            secret_header_value("access_token", &bearer).map_err(|_| Error::InvalidResponse {
-                status: 200,
-                field: Some("access_token".to_owned()),
-                reason: "holds characters an HTTP header cannot carry".to_owned(),
-                excerpt: String::new(),
-            })?;
+        let authorization = secret_header_value("access_token", &bearer).map_err(|_| {
+            Error::invalid_response(
+                "access_token",
+                "holds characters an HTTP header cannot carry",
+            )
+        })?;
         let mut call_headers = HeaderMap::new();
         call_headers.insert(AUTHORIZATION, authorization);
         let expires_in = Duration::from_secs(expires_in);
@@ -234,18 +221,11 @@ impl AccessToken {
 }
 
 fn unix_seconds(field: &str, seconds: u64) -> Result<SystemTime, Error> {
-    UNIX_EPOCH
-        .checked_add(Duration::from_secs(seconds))
-        .ok_or_else(|| out_of_range(field))
+    crate::time::from_unix_seconds(seconds).ok_or_else(|| out_of_range(field))
 }
 
 fn out_of_range(field: &str) -> Error {
-    Error::InvalidResponse {
-        status: 200,
-        field: Some(field.to_owned()),
-        reason: "is too large to be a time".to_owned(),
-        excerpt: String::new(),
-    }
+    Error::invalid_response(field, "is too large to be a time")
 }
 
 /// The server's `expires_on` and the local clock more than this far apart earn a warning.
@@ -257,11 +237,7 @@ impl AccessToken {
     /// the request's latency.
     pub fn clock_skew(&self) -> Option<Duration> {
         let server = self.server_expires_on?;
-        Some(
-            server
-                .duration_since(self.expires_at)
-                .unwrap_or_else(|earlier| earlier.duration()),
-        )
+        Some(crate::time::abs_diff(server, self.expires_at))
     }
 
     /// Warns when the clocks disagree by more than a minute. Expiry is counted from

@@ -1,6 +1,7 @@
 //! Live conformance mode: the checks pass against a server that behaves as documented,
 //! and name each deviation of a deliberately wrong one. The live run itself is the
 //! ignored test `live_deployment_conforms`: configure it with environment variables.
+#![cfg(feature = "conformance")]
 
 #[path = "common/token_body.rs"]
 mod token_body;

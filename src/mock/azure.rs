@@ -2,11 +2,13 @@
 //! `{"error", "error_description": "AADSTS...", "error_codes", "timestamp", "trace_id",
 //! "correlation_id", "error_uri"}`.
 
+use std::time::SystemTime;
+
 use axum::{http::StatusCode, response::Response};
 use serde::Serialize;
 
 use super::{
-    reply::{azure_timestamp, json, random_guid, unix_now},
+    reply::{azure_timestamp, json, random_guid},
     request::truncated,
 };
 
@@ -27,7 +29,7 @@ struct AzureAdBody {
 /// An Azure AD error: the description starts with `AADSTS<code>: ` and ends with the
 /// trace lines Azure AD appends.
 fn azure_ad(status: StatusCode, error: &'static str, code: u64, text: &str) -> Response {
-    let timestamp = azure_timestamp(unix_now());
+    let timestamp = azure_timestamp(SystemTime::now());
     let trace_id = random_guid();
     let correlation_id = random_guid();
     let error_description = format!(

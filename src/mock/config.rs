@@ -1,14 +1,13 @@
 //! [`MockServerBuilder`]: the keys the mock accepts, token lifetimes, where it listens.
 
 use std::{
-    io,
     net::{Ipv4Addr, SocketAddr},
     time::Duration,
 };
 
 use crate::{ClientId, ClientSecret, Environment, SubscriptionKey, TokenSecret};
 
-use super::MockServer;
+use super::keys::Keys;
 
 /// The documented example `client_id`, accepted by default.
 pub const DEFAULT_CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
@@ -24,15 +23,7 @@ pub const PRODUCTION_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 /// Lifetime of a partner token: 15 minutes.
 pub const PARTNER_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 
-/// The keys the mock accepts.
-#[derive(Clone, Debug)]
-pub(super) struct Keys {
-    pub(super) client_id: ClientId,
-    pub(super) client_secret: ClientSecret,
-    pub(super) subscription_key: SubscriptionKey,
-}
-
-/// Configures a [`MockServer`]. `Debug` never shows a secret.
+/// Configures a [`MockServer`](super::MockServer). `Debug` never shows a secret.
 ///
 /// ```
 /// use std::time::Duration;
@@ -129,12 +120,5 @@ impl MockServerBuilder {
     pub fn signing_key(mut self, key: impl Into<String>) -> Self {
         self.signing_key = Some(TokenSecret::new(key));
         self
-    }
-
-    /// Binds the address and starts serving on the current tokio runtime.
-    ///
-    /// Fails when the address cannot be bound, or when the signing key is empty.
-    pub async fn start(self) -> io::Result<MockServer> {
-        MockServer::start_with(self).await
     }
 }

@@ -9,16 +9,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{body::Bytes, http::StatusCode};
-
-use super::routes::Endpoint;
-
-/// A canned answer.
-#[derive(Clone, Debug)]
-pub(super) struct Fault {
-    pub(super) status: StatusCode,
-    pub(super) body: Bytes,
-}
+use super::{endpoint::Endpoint, fault::Fault};
 
 #[derive(Debug)]
 enum Times {

@@ -9,9 +9,9 @@ use axum::{
 use serde::Serialize;
 
 use super::{
-    config::Keys,
+    keys::Keys,
     reply::json,
-    request::{header, same},
+    request::{header, keys_match},
 };
 
 /// The subscription key header.
@@ -43,7 +43,7 @@ pub(super) fn refusal(keys: &Keys, headers: &HeaderMap) -> Option<Response> {
             "Access denied due to missing subscription key. Make sure to include subscription \
              key when making requests to an API.",
         )),
-        Some(key) if same(&key, keys.subscription_key.expose_secret()) => None,
+        Some(key) if keys_match(&key, keys.subscription_key.expose_secret()) => None,
         Some(_) => Some(gateway(
             StatusCode::UNAUTHORIZED,
             "Access denied due to invalid subscription key. Make sure to provide a valid key \

@@ -39,9 +39,8 @@ impl Signer {
     }
 
     /// `header.claims.signature`, each part base64url without padding.
-    pub(super) fn sign(&self, claims: &impl Serialize) -> String {
-        // Serialising a map of strings and numbers cannot fail.
-        let claims = serde_json::to_vec(claims).unwrap_or_default();
+    pub(super) fn sign(&self, claims: &impl Serialize) -> Result<String, serde_json::Error> {
+        let claims = serde_json::to_vec(claims)?;
         let signing_input = format!("{}.{}", self.header, URL_SAFE_NO_PAD.encode(claims));
         let signature = self
             .mac
@@ -49,7 +48,10 @@ impl Signer {
             .chain_update(signing_input.as_bytes())
             .finalize()
             .into_bytes();
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
     }
 
     /// The claims of `token` when it carries this signer's signature and header.
@@ -100,7 +102,9 @@ mod tests {
     #[test]
     fn signs_header_dot_claims_and_verifies_only_its_own() {
         let signer = Signer::new(b"key").unwrap();
-        let token = signer.sign(&serde_json::json!({"exp": 1}));
+        let token = signer
+            .sign(&serde_json::json!({"exp": 1}))
+            .expect("a JSON object serialises");
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(URL_SAFE_NO_PAD.decode(parts[0]).unwrap(), HEADER.as_bytes());

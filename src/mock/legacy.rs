@@ -5,7 +5,7 @@
 use axum::{http::HeaderMap, response::Response};
 use serde::Deserialize;
 
-use super::{azure, gateway, standard::check_keys, state::Shared, tokens};
+use super::{azure, gateway, key_check::check_keys, state::Shared, tokens};
 
 #[derive(Deserialize)]
 struct LegacyRequest {

@@ -13,7 +13,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use super::{
     gateway::SUBSCRIPTION_KEY_HEADER,
     oauth,
-    request::{header, same},
+    request::{header, keys_match},
     state::Shared,
     tokens,
 };
@@ -96,7 +96,7 @@ fn basic_client(shared: &Shared, headers: &HeaderMap) -> Option<String> {
     let (id, secret) = decoded.split_once(':')?;
     let keys = &shared.keys;
     let matches = |id: &str, secret: &str| {
-        id == keys.client_id.as_str() && same(secret, keys.client_secret.expose_secret())
+        id == keys.client_id.as_str() && keys_match(secret, keys.client_secret.expose_secret())
     };
     if matches(id, secret) || matches(&form_decoded(id), &form_decoded(secret)) {
         Some(keys.client_id.as_str().to_owned())

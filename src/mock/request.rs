@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use axum::http::HeaderMap;
+use subtle::ConstantTimeEq;
 
 /// The value of header `name`, or `None` when it is absent or blank. A value that is not
 /// UTF-8 is read lossily, so that it compares unequal to any key instead of failing.
@@ -16,13 +17,11 @@ pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, s
     }
 }
 
-/// `a == b`, taking the same time wherever they differ (lengths may still show).
-pub(super) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
-            == 0
+/// True when a `sent` key equals the `expected` one, compared in constant time wherever
+/// they differ, so that timing does not reveal how much of a guess was right (the length
+/// may still show).
+pub(super) fn keys_match(sent: &str, expected: &str) -> bool {
+    sent.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// At most `max` characters of `text`, for echoing a caller's value in an error.
@@ -36,10 +35,10 @@ mod tests {
 
     #[test]
     fn compares_exactly() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "abcd"));
-        assert!(same("", ""));
+        assert!(keys_match("abc", "abc"));
+        assert!(!keys_match("abc", "abd"));
+        assert!(!keys_match("abc", "abcd"));
+        assert!(keys_match("", ""));
     }
 
     #[test]

@@ -7,16 +7,11 @@ use std::{
     time::Duration,
 };
 
-use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use super::{
-    config::MockServerBuilder,
-    faults::Fault,
-    jwt::Signer,
-    routes::{self, Endpoint},
-    state::Shared,
+    config::MockServerBuilder, endpoint::Endpoint, fault::Fault, jwt::Signer, routes, state::Shared,
 };
 use crate::{ClientBuilder, PartnerCredentials, StandardCredentials};
 
@@ -54,7 +49,7 @@ impl MockServer {
         MockServerBuilder::default()
     }
 
-    pub(super) async fn start_with(config: MockServerBuilder) -> io::Result<Self> {
+    async fn start_with(config: MockServerBuilder) -> io::Result<Self> {
         let key = match &config.signing_key {
             Some(key) => key.expose_secret().as_bytes().to_vec(),
             None => Signer::random_key(),
@@ -135,12 +130,14 @@ impl MockServer {
     pub fn fail_next(&self, times: u32, status: u16, body: impl Into<String>) {
         self.shared
             .faults
-            .fail(fault(status, body.into()), Some(times.into()));
+            .fail(Fault::new(status, body.into()), Some(times.into()));
     }
 
     /// Answers every token request with `status` and `body` until [`Self::clear_faults`].
     pub fn fail_all(&self, status: u16, body: impl Into<String>) {
-        self.shared.faults.fail(fault(status, body.into()), None);
+        self.shared
+            .faults
+            .fail(Fault::new(status, body.into()), None);
     }
 
     /// Delays every answer by `delay` (zero: no delay). The delay is measured on tokio's
@@ -182,6 +179,15 @@ impl MockServer {
     }
 }
 
+impl MockServerBuilder {
+    /// Binds the address and starts serving on the current tokio runtime.
+    ///
+    /// Fails when the address cannot be bound, or when the signing key is empty.
+    pub async fn start(self) -> io::Result<MockServer> {
+        MockServer::start_with(self).await
+    }
+}
+
 impl Drop for MockServer {
     fn drop(&mut self) {
         self.stop.send_replace(true);
@@ -194,13 +200,6 @@ impl fmt::Debug for MockServer {
             .field("base_url", &self.base_url)
             .field("client_id", &self.shared.keys.client_id)
             .finish_non_exhaustive()
-    }
-}
-
-fn fault(status: u16, body: String) -> Fault {
-    Fault {
-        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body: body.into(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use tokio::sync::watch;
 
-use super::{config::Keys, faults::Faults, jwt::Signer};
+use super::{faults::Faults, jwt::Signer, keys::Keys};
 
 /// The state behind a running mock.
 #[derive(Debug)]

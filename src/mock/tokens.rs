@@ -4,7 +4,7 @@ use axum::{http::StatusCode, response::Response};
 use serde::Serialize;
 
 use super::{
-    reply::{json, no_store, random_guid, unix_now},
+    reply::{json, no_store, random_guid, unix_now, unserialisable},
     state::Shared,
 };
 
@@ -66,7 +66,7 @@ struct PartnerClaims<'a> {
 pub(super) fn standard(shared: &Shared, client_id: &str, resource: &str) -> Response {
     let now = unix_now();
     let expires_on = now.saturating_add(shared.token_lifetime);
-    let access_token = shared.signer.sign(&AzureAdClaims {
+    let signed = shared.signer.sign(&AzureAdClaims {
         aud: resource,
         iss: format!("https://sts.windows.net/{TENANT}/"),
         iat: now,
@@ -78,6 +78,10 @@ pub(super) fn standard(shared: &Shared, client_id: &str, resource: &str) -> Resp
         ver: "1.0",
         jti: random_guid(),
     });
+    let access_token = match signed {
+        Ok(token) => token,
+        Err(error) => return unserialisable(&error),
+    };
     no_store(json(
         StatusCode::OK,
         &StandardBody {
@@ -95,7 +99,7 @@ pub(super) fn standard(shared: &Shared, client_id: &str, resource: &str) -> Resp
 /// 200 with a partner token for `client_id`, carrying `scope` when asked for.
 pub(super) fn partner(shared: &Shared, client_id: &str, scope: Option<&str>) -> Response {
     let now = unix_now();
-    let access_token = shared.signer.sign(&PartnerClaims {
+    let signed = shared.signer.sign(&PartnerClaims {
         iss: &shared.issuer,
         sub: client_id,
         client_id,
@@ -105,6 +109,10 @@ pub(super) fn partner(shared: &Shared, client_id: &str, scope: Option<&str>) -> 
         exp: now.saturating_add(shared.partner_token_lifetime),
         jti: random_guid(),
     });
+    let access_token = match signed {
+        Ok(token) => token,
+        Err(error) => return unserialisable(&error),
+    };
     no_store(json(
         StatusCode::OK,
         &PartnerBody {

@@ -59,17 +59,10 @@ impl From<Error> for Failure {
                     400..=499 => CLIENT_ERROR,
                     _ => SERVER_OR_TRANSPORT,
                 };
-                let reason = reqwest::StatusCode::from_u16(api.status())
-                    .ok()
-                    .and_then(|status| status.canonical_reason())
-                    .unwrap_or("");
                 Self {
                     code,
-                    message: format!(
-                        "the Access Token API answered HTTP {} {reason}: {}",
-                        api.status(),
-                        api.body()
-                    ),
+                    // The alternate form leaves out the hint, printed on its own line.
+                    message: format!("{api:#}"),
                     hint: Some(api.hint()),
                 }
             }
