@@ -21,6 +21,8 @@ mod provider;
 mod redact;
 mod response;
 mod retry;
+#[cfg(feature = "spec-diff")]
+pub mod spec_diff;
 mod standard;
 mod token;
 

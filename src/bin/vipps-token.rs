@@ -8,6 +8,7 @@
 //! vipps-token token --output header | vipps-token decode
 //! vipps-token mock --addr 127.0.0.1:8080
 //! vipps-token conformance --env mock                # the documented checks, as a table
+//! vipps-token spec diff openapi/access-token.yaml new.yaml --format markdown
 //! ```
 
 #[path = "vipps-token/args.rs"]
@@ -28,6 +29,8 @@ mod output;
 mod progress;
 #[path = "vipps-token/serve.rs"]
 mod serve;
+#[path = "vipps-token/spec.rs"]
+mod spec;
 
 use std::process::ExitCode;
 
@@ -65,5 +68,6 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Decode(args) => decode::run(args),
         Command::Mock(args) => runtime.block_on(serve::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance::run(args)),
+        Command::Spec(spec) => spec::run(spec),
     }
 }
