@@ -116,7 +116,11 @@ fn collect_docs(value: &serde_yaml::Value, pointer: &mut String, in_doc: bool, a
     if in_doc {
         let text = match value {
             serde_yaml::Value::String(s) => s.clone(),
-            other => serde_json::to_string(other).unwrap_or_default(),
+            // Through serde_json::Value, whose maps sort their keys: a YAML and a JSON
+            // copy of one spec then give the same text.
+            other => serde_json::to_value(other)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         };
         api.docs.insert(pointer.clone(), text);
         return;
