@@ -389,7 +389,7 @@ impl<'a> Resolver<'a> {
             .next()
             .map(unescape)
             .unwrap_or_default();
-        if self.expanding.iter().any(|n| *n == name) {
+        if self.expanding.contains(&name) {
             return Ok(Schema {
                 name: Some(name),
                 recursive: true,
