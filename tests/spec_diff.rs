@@ -421,6 +421,9 @@ fn bad_inputs_are_errors_that_name_the_file() {
             "not a local",
         ),
         ("fan-out", &fan_out_spec(), "more than"),
+        ("deep-yaml", &"[".repeat(100_000), "recursion limit"),
+        ("deep-json", &"{\"a\":".repeat(100_000), "recursion limit"),
+        ("alias-bomb", &alias_bomb_spec(), "repetition limit"),
     ];
     for (name, text, reason) in cases {
         let file = format!("{name}.yaml");
@@ -441,6 +444,18 @@ fn ref_spec(response: &str, schemas: &str) -> String {
          application/json:\n              schema:\n                {response}\ncomponents:\n  \
          schemas:\n    {schemas}\n"
     )
+}
+
+/// YAML aliases that expand tenfold per level: 10^12 nodes if expanded.
+fn alias_bomb_spec() -> String {
+    let mut text = String::from(
+        "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx-bomb:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for i in 1..12 {
+        let items = vec![format!("*a{}", i - 1); 10].join(", ");
+        text.push_str(&format!("  a{i}: &a{i} [{items}]\n"));
+    }
+    text
 }
 
 /// 24 schemas, each with four properties referring to the next: 4^24 nodes if expanded.
