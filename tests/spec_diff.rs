@@ -636,3 +636,17 @@ mod cli {
         assert!(stderr.contains("Cargo.toml"), "{stderr}");
     }
 }
+
+#[test]
+fn a_generated_type_field_is_named_for_a_schema_that_is_not_replaced() {
+    let root = crate_path("tests/spec_diff/response-property-type-changed");
+    let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml")).expect("loads");
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(
+        change.rust_api.as_deref(),
+        Some("generated `types::Widget`, field `size` (crate-private)")
+    );
+    assert_eq!(change.absorbed_by_crate, None);
+}

@@ -609,9 +609,16 @@ impl Rules {
         } else {
             ("property", format!("{}: property `{path}`", place.part))
         };
-        let owner = new.name.clone().or(owner);
+        // A property's change belongs to the schema that holds it; the schema it refers
+        // to (if named) holds the properties below it.
+        let holder = if path.is_empty() {
+            new.name.clone().or(owner.clone())
+        } else {
+            owner
+        };
+        let owner = new.name.clone().or(holder.clone());
         let subject = Subject {
-            schema: owner.clone(),
+            schema: holder,
             property: path
                 .rsplit('/')
                 .next()
