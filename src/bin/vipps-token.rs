@@ -10,6 +10,7 @@
 //! vipps-token conformance --env mock                # the documented checks, as a table
 //! VIPPS_TOKEN_STORE_KEY=... vipps-token token --store redis://127.0.0.1:6379  # shared
 //! vipps-token doctor --env mock                     # preflight: ok/warn/fail lines
+//! vipps-token spec diff openapi/access-token.yaml new.yaml --format markdown
 //! ```
 
 #[path = "vipps-token/args.rs"]
@@ -32,6 +33,8 @@ mod output;
 mod progress;
 #[path = "vipps-token/serve.rs"]
 mod serve;
+#[path = "vipps-token/spec.rs"]
+mod spec;
 #[path = "vipps-token/store.rs"]
 mod store;
 
@@ -73,5 +76,6 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Mock(args) => runtime.block_on(serve::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance::run(args)),
         Command::Doctor(args) => runtime.block_on(doctor::run(args)),
+        Command::Spec(spec) => spec::run(spec),
     }
 }

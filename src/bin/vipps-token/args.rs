@@ -1,6 +1,6 @@
 //! The command line: subcommands and their options.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vipps_access_token::{LegacyResource, PARTNER_TOKEN_PATH};
@@ -9,7 +9,8 @@ use vipps_access_token::{LegacyResource, PARTNER_TOKEN_PATH};
 ///
 /// Exit codes: 0 success, 1 output could not be written, 2 usage or invalid input,
 /// 3 credentials rejected (401, 403), 4 any other 4xx, 5 server error, timeout or transport,
-/// 6 conformance deviations found.
+/// 6 conformance deviations found. `spec diff`: 0 nothing breaking, 1 a breaking change,
+/// 2 a spec cannot be read or parsed.
 #[derive(Parser)]
 #[command(name = "vipps-token", version)]
 pub struct Cli {
@@ -37,6 +38,9 @@ pub enum Command {
     /// Preflight: check keys, environment, clock and token store, one ok/warn/fail line
     /// each with what to do; exit 1 when a check fails.
     Doctor(DoctorArgs),
+    /// Work with OpenAPI specs: `spec diff OLD NEW`.
+    #[command(subcommand)]
+    Spec(SpecCommand),
 }
 
 /// A token store shared by many processes.
@@ -68,6 +72,38 @@ pub struct DoctorArgs {
     pub caller: CallerArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// `spec` subcommands.
+#[derive(Subcommand)]
+pub enum SpecCommand {
+    /// Report every change from OLD to NEW that matters to a client, by level (breaking,
+    /// warning, info), and what it means for this crate. Exit 0 when nothing is breaking,
+    /// 1 when something is, 2 when a file cannot be read or parsed.
+    Diff(SpecDiffArgs),
+}
+
+/// `spec diff`.
+#[derive(Args)]
+pub struct SpecDiffArgs {
+    /// The old spec (YAML or JSON, OpenAPI 3.0), such as openapi/access-token.yaml.
+    pub old: PathBuf,
+    /// The new spec.
+    pub new: PathBuf,
+    /// `text` for a terminal, `markdown` for a pull request or CHANGELOG, `json` for tools.
+    #[arg(long, value_enum, default_value_t = SpecFormat::Text)]
+    pub format: SpecFormat,
+}
+
+/// A `spec diff` report form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SpecFormat {
+    /// Readable in a terminal.
+    Text,
+    /// A table for a pull request or the CHANGELOG.
+    Markdown,
+    /// The report's documented fields.
+    Json,
 }
 
 /// Where to ask, and how long to wait.

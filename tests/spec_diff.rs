@@ -1,0 +1,652 @@
+//! `spec_diff`: one spec pair per rule with its expected level, the crate's own notes,
+//! inputs that must fail cleanly (never a panic), the drill against the upstream 2.0.0
+//! spec, and the `vipps-token spec diff` exit codes.
+#![cfg(feature = "spec-diff")]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use proptest::prelude::*;
+use vipps_access_token::spec_diff::{Format, Level, Report, diff_files, diff_texts};
+
+/// Fixture directory (under tests/spec_diff/) -> the changes it must report, exactly.
+const RULES: &[(&str, &[(&str, Level)])] = &[
+    ("endpoint-added", &[("endpoint-added", Level::Info)]),
+    (
+        "api-path-removed-without-deprecation",
+        &[("api-path-removed-without-deprecation", Level::Breaking)],
+    ),
+    (
+        "api-path-removed-with-deprecation",
+        &[("api-path-removed-with-deprecation", Level::Info)],
+    ),
+    (
+        "api-removed-without-deprecation",
+        &[("api-removed-without-deprecation", Level::Breaking)],
+    ),
+    (
+        "endpoint-deprecated",
+        &[("endpoint-deprecated", Level::Info)],
+    ),
+    (
+        "api-operation-id-removed",
+        &[("api-operation-id-removed", Level::Info)],
+    ),
+    (
+        "api-security-added",
+        &[("api-security-added", Level::Warning)],
+    ),
+    (
+        "api-security-component-added",
+        &[("api-security-component-added", Level::Info)],
+    ),
+    (
+        "api-server-removed",
+        &[("api-server-removed", Level::Warning)],
+    ),
+    ("api-server-added", &[("api-server-added", Level::Info)]),
+    (
+        "new-required-request-parameter",
+        &[("new-required-request-parameter", Level::Breaking)],
+    ),
+    (
+        "new-optional-request-parameter",
+        &[("new-optional-request-parameter", Level::Info)],
+    ),
+    (
+        "request-parameter-removed",
+        &[("request-parameter-removed", Level::Warning)],
+    ),
+    (
+        "request-parameter-became-required",
+        &[("request-parameter-became-required", Level::Breaking)],
+    ),
+    (
+        "request-parameter-became-optional",
+        &[("request-parameter-became-optional", Level::Info)],
+    ),
+    (
+        "request-parameter-type-changed",
+        &[("request-parameter-type-changed", Level::Breaking)],
+    ),
+    (
+        "request-parameter-became-enum",
+        &[("request-parameter-became-enum", Level::Breaking)],
+    ),
+    (
+        "request-parameter-max-length-decreased",
+        &[("request-parameter-max-length-decreased", Level::Breaking)],
+    ),
+    (
+        "request-parameter-pattern-added",
+        &[("request-parameter-pattern-added", Level::Breaking)],
+    ),
+    (
+        "request-body-added-required",
+        &[("request-body-added-required", Level::Breaking)],
+    ),
+    (
+        "request-body-removed",
+        &[("request-body-removed", Level::Breaking)],
+    ),
+    (
+        "request-body-became-required",
+        &[("request-body-became-required", Level::Breaking)],
+    ),
+    (
+        "request-body-media-type-removed",
+        &[
+            ("request-body-media-type-removed", Level::Breaking),
+            ("request-body-media-type-added", Level::Info),
+        ],
+    ),
+    (
+        "new-required-request-property",
+        &[("new-required-request-property", Level::Breaking)],
+    ),
+    (
+        "new-optional-request-property",
+        &[("new-optional-request-property", Level::Info)],
+    ),
+    (
+        "request-property-removed",
+        &[("request-property-removed", Level::Warning)],
+    ),
+    (
+        "request-property-became-required",
+        &[("request-property-became-required", Level::Breaking)],
+    ),
+    (
+        "request-property-type-changed",
+        &[("request-property-type-changed", Level::Breaking)],
+    ),
+    (
+        "request-property-enum-value-removed",
+        &[("request-property-enum-value-removed", Level::Breaking)],
+    ),
+    (
+        "request-property-enum-value-added",
+        &[("request-property-enum-value-added", Level::Info)],
+    ),
+    (
+        "request-property-max-length-decreased",
+        &[("request-property-max-length-decreased", Level::Breaking)],
+    ),
+    (
+        "response-success-status-removed",
+        &[("response-success-status-removed", Level::Breaking)],
+    ),
+    (
+        "response-non-success-status-added",
+        &[("response-non-success-status-added", Level::Info)],
+    ),
+    (
+        "response-media-type-removed",
+        &[
+            ("response-media-type-removed", Level::Breaking),
+            ("response-media-type-added", Level::Info),
+        ],
+    ),
+    (
+        "response-required-property-removed",
+        &[("response-required-property-removed", Level::Breaking)],
+    ),
+    (
+        "response-optional-property-removed",
+        &[("response-optional-property-removed", Level::Warning)],
+    ),
+    (
+        "response-optional-property-added",
+        &[("response-optional-property-added", Level::Info)],
+    ),
+    (
+        "response-property-became-optional",
+        &[("response-property-became-optional", Level::Breaking)],
+    ),
+    (
+        "response-property-type-changed",
+        &[("response-property-type-changed", Level::Breaking)],
+    ),
+    (
+        "response-property-became-nullable",
+        &[("response-property-became-nullable", Level::Breaking)],
+    ),
+    (
+        "response-property-enum-value-added",
+        &[("response-property-enum-value-added", Level::Warning)],
+    ),
+    (
+        "response-property-enum-value-removed",
+        &[("response-property-enum-value-removed", Level::Info)],
+    ),
+    ("documentation-only", &[]),
+];
+
+const BUNDLED: &str = "openapi/access-token.yaml";
+/// Beside the clone in CI; absent in a user's checkout.
+const UPSTREAM_2_0_0: &str = "../shared/reference/upstream/access-token-v2.0.0.yaml";
+
+fn crate_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn bundled_text() -> String {
+    fs::read_to_string(crate_path(BUNDLED)).expect("the bundled spec is readable")
+}
+
+fn ids(report: &Report) -> Vec<(String, Level)> {
+    report
+        .changes
+        .iter()
+        .map(|c| (c.id.clone(), c.level))
+        .collect()
+}
+
+#[test]
+fn every_rule_fixture_reports_exactly_its_rule_at_its_level() {
+    let mut failures = Vec::new();
+    for (dir, expected) in RULES {
+        let root = crate_path("tests/spec_diff").join(dir);
+        let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml"))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"));
+        let mut got = ids(&report);
+        got.sort();
+        let mut want: Vec<(String, Level)> = expected
+            .iter()
+            .map(|(id, l)| (id.to_string(), *l))
+            .collect();
+        want.sort();
+        if got != want {
+            failures.push(format!("{dir}: expected {want:?}, got {got:?}"));
+        }
+        let breaking = expected.iter().any(|(_, l)| *l == Level::Breaking);
+        assert_eq!(report.has_breaking(), breaking, "{dir}: has_breaking");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_directory_is_in_the_table() {
+    let listed: Vec<&str> = RULES.iter().map(|(dir, _)| *dir).collect();
+    for entry in fs::read_dir(crate_path("tests/spec_diff")).expect("tests/spec_diff exists") {
+        let name = entry.expect("a directory entry").file_name();
+        let name = name.to_string_lossy();
+        if name == "crate-knowledge" {
+            continue;
+        }
+        assert!(
+            listed.contains(&name.as_ref()),
+            "tests/spec_diff/{name} has no row in RULES"
+        );
+    }
+}
+
+#[test]
+fn documentation_changes_are_listed_apart() {
+    let root = crate_path("tests/spec_diff/documentation-only");
+    let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml")).expect("loads");
+    let locations: Vec<&str> = report
+        .documentation
+        .iter()
+        .map(|d| d.location.as_str())
+        .collect();
+    assert_eq!(
+        locations,
+        [
+            "/paths/~1widgets/post/description",
+            "/paths/~1widgets/post/summary"
+        ]
+    );
+    assert!(report.changes.is_empty());
+}
+
+#[test]
+fn the_bundled_spec_against_itself_is_clean() {
+    let report = diff_files(&crate_path(BUNDLED), &crate_path(BUNDLED)).expect("loads");
+    assert!(report.changes.is_empty(), "{:?}", report.changes);
+    assert!(report.documentation.is_empty());
+    assert!(!report.has_breaking());
+}
+
+/// The crate-knowledge fixture (the bundled spec's shape, cut down) with one edit,
+/// compared against itself unedited. Not the bundled spec: that one changes on update.
+fn fixture_edit(from: &str, to: &str) -> Report {
+    let old = fs::read_to_string(crate_path("tests/spec_diff/crate-knowledge/base.yaml"))
+        .expect("the crate-knowledge fixture is readable");
+    assert!(old.contains(from), "the fixture no longer has {from:?}");
+    let new = old.replacen(from, to, 1);
+    diff_texts("old.yaml", &old, "new.yaml", &new).expect("both load")
+}
+
+#[test]
+fn a_number_that_becomes_a_string_is_absorbed_by_the_tolerant_types() {
+    let report = fixture_edit(
+        "ext_expires_in:\n          type: integer",
+        "ext_expires_in:\n          type: string",
+    );
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(change.id, "response-property-type-changed");
+    assert_eq!(change.level, Level::Breaking);
+    let absorbed = change.absorbed_by_crate.as_deref().expect("absorbed");
+    assert!(
+        absorbed.contains("StandardTokenResponse::ext_expires_in"),
+        "{absorbed}"
+    );
+    assert_eq!(report.summary.breaking_absorbed_by_crate, 1);
+}
+
+#[test]
+fn a_string_that_becomes_a_number_is_not_absorbed() {
+    let report = fixture_edit(
+        "resource:\n          type: string",
+        "resource:\n          type: integer",
+    );
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(change.id, "response-property-type-changed");
+    assert_eq!(change.absorbed_by_crate, None);
+}
+
+#[test]
+fn a_removed_required_field_names_the_public_hand_written_type() {
+    let report = fixture_edit("        - resource\n", "");
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(change.id, "response-property-became-optional");
+    let item = change.rust_api.as_deref().expect("a Rust item");
+    assert!(
+        item.contains("StandardTokenResponse::resource") && item.contains("public"),
+        "{item}"
+    );
+    assert_eq!(change.absorbed_by_crate, None);
+}
+
+#[test]
+fn an_error_status_is_absorbed_by_the_error_parser() {
+    let report = fixture_edit(
+        "        '500':\n",
+        "        '429':\n          description: Too many requests\n        '500':\n",
+    );
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(change.id, "response-non-success-status-added");
+    assert!(change.absorbed_by_crate.is_some());
+}
+
+#[test]
+fn a_new_required_header_names_the_generated_builder_method_and_the_public_method() {
+    let report = fixture_edit(
+        "      parameters:\n",
+        "      parameters:\n        - name: Vipps-Request-Id\n          in: header\n          \
+         required: true\n          schema:\n            type: string\n",
+    );
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(change.id, "new-required-request-parameter");
+    assert_eq!(change.level, Level::Breaking);
+    assert_eq!(
+        change.rust_api.as_deref(),
+        Some(
+            "generated `builder::FetchAuthorizationTokenUsingPost::vipps_request_id` \
+             (crate-private); reached through the public `Client::standard_token`"
+        )
+    );
+}
+
+#[test]
+fn a_removed_server_names_the_environment_that_hard_codes_it() {
+    let report = fixture_edit("  - url: https://apitest.vipps.no\n", "");
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(change.id, "api-server-removed");
+    assert!(
+        change
+            .rust_api
+            .as_deref()
+            .is_some_and(|i| i.contains("Environment::Test")),
+        "{:?}",
+        change.rust_api
+    );
+}
+
+/// Each input must fail with an error that names the file and says what is wrong.
+#[test]
+fn bad_inputs_are_errors_that_name_the_file() {
+    let good = bundled_text();
+    let cases: &[(&str, &str, &str)] = &[
+        ("empty", "", "empty"),
+        ("whitespace", "  \n\t\n", "empty"),
+        ("garbage", ":::: [[[ not yaml", "not valid YAML"),
+        ("scalar", "just a line of text", "not a mapping"),
+        ("json-not-openapi", r#"{"hello": [1, 2, 3]}"#, "no `openapi"),
+        ("broken-json", r#"{"openapi": "3.0.0", "#, "not valid JSON"),
+        (
+            "openapi-without-info",
+            r#"{"openapi": "3.0.0"}"#,
+            "not a valid OpenAPI 3.0 document",
+        ),
+        (
+            "openapi-3.1",
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {}\n",
+            "3.1.0 is not supported",
+        ),
+        (
+            "ref-cycle",
+            &ref_spec(
+                "$ref: '#/components/schemas/A'",
+                "A:\n      $ref: '#/components/schemas/B'\n    B:\n      $ref: '#/components/schemas/A'",
+            ),
+            "cycle",
+        ),
+        (
+            "dangling-ref",
+            &ref_spec(
+                "$ref: '#/components/schemas/Missing'",
+                "A:\n      type: string",
+            ),
+            "points at nothing",
+        ),
+        (
+            "external-ref",
+            &ref_spec("$ref: 'other.yaml#/Widget'", "A:\n      type: string"),
+            "not a local",
+        ),
+        ("fan-out", &fan_out_spec(), "more than"),
+        ("deep-yaml", &"[".repeat(100_000), "recursion limit"),
+        ("deep-json", &"{\"a\":".repeat(100_000), "recursion limit"),
+        ("alias-bomb", &alias_bomb_spec(), "repetition limit"),
+    ];
+    for (name, text, reason) in cases {
+        let file = format!("{name}.yaml");
+        let error = diff_texts(&file, text, "good.yaml", &good)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: loaded"));
+        let message = error.to_string();
+        assert!(message.starts_with(&file), "{name}: {message}");
+        assert!(message.contains(reason), "{name}: {message}");
+    }
+}
+
+/// A spec whose 200 response schema is `response` and whose components.schemas are `schemas`.
+fn ref_spec(response: &str, schemas: &str) -> String {
+    format!(
+        "openapi: 3.0.0\ninfo: {{title: t, version: '1'}}\npaths:\n  /x:\n    get:\n      \
+         responses:\n        '200':\n          description: OK\n          content:\n            \
+         application/json:\n              schema:\n                {response}\ncomponents:\n  \
+         schemas:\n    {schemas}\n"
+    )
+}
+
+/// YAML aliases that expand tenfold per level: 10^12 nodes if expanded.
+fn alias_bomb_spec() -> String {
+    let mut text = String::from(
+        "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx-bomb:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for i in 1..12 {
+        let items = vec![format!("*a{}", i - 1); 10].join(", ");
+        text.push_str(&format!("  a{i}: &a{i} [{items}]\n"));
+    }
+    text
+}
+
+/// 24 schemas, each with four properties referring to the next: 4^24 nodes if expanded.
+fn fan_out_spec() -> String {
+    let mut schemas = String::new();
+    for i in 0..24 {
+        schemas.push_str(&format!("S{i}:\n      type: object\n      properties:\n"));
+        for p in 0..4 {
+            if i == 23 {
+                schemas.push_str(&format!("        p{p}:\n          type: string\n"));
+            } else {
+                schemas.push_str(&format!(
+                    "        p{p}:\n          $ref: '#/components/schemas/S{}'\n",
+                    i + 1
+                ));
+            }
+        }
+        schemas.push_str("    ");
+    }
+    ref_spec("$ref: '#/components/schemas/S0'", schemas.trim_end())
+}
+
+#[test]
+fn a_schema_that_refers_to_itself_loads_and_compares() {
+    let node = "Node:\n      type: object\n      properties:\n        child:\n          \
+                $ref: '#/components/schemas/Node'\n        name:\n          type: string";
+    let old = ref_spec("$ref: '#/components/schemas/Node'", node);
+    let new = old.replacen(
+        "name:\n          type: string",
+        "name:\n          type: integer",
+        1,
+    );
+    let same = diff_texts("old.yaml", &old, "old.yaml", &old).expect("loads");
+    assert!(same.changes.is_empty());
+    let changed = diff_texts("old.yaml", &old, "new.yaml", &new).expect("loads");
+    assert_eq!(
+        ids(&changed),
+        [("response-property-type-changed".to_owned(), Level::Breaking)]
+    );
+}
+
+#[test]
+fn the_bundled_spec_reads_as_json_too() {
+    let yaml: serde_json::Value = serde_yaml::from_str(&bundled_text()).expect("yaml");
+    let json = serde_json::to_string(&yaml).expect("json");
+    let report = diff_texts("a.yaml", &bundled_text(), "a.json", &json).expect("loads");
+    assert!(report.changes.is_empty(), "{:?}", report.changes);
+    assert!(report.documentation.is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Any text, and any prefix of the bundled spec, is a report or an error: never a panic.
+    #[test]
+    fn no_input_panics(text in ".{0,400}", cut in 0usize..6000) {
+        let good = bundled_text();
+        let _ = diff_texts("any.yaml", &text, "good.yaml", &good);
+        let cut = (0..=cut.min(good.len())).rev().find(|i| good.is_char_boundary(*i)).unwrap_or(0);
+        let _ = diff_texts("good.yaml", &good, "cut.yaml", &good[..cut]);
+    }
+}
+
+#[test]
+fn drill_bundled_1_0_1_against_upstream_2_0_0() {
+    let upstream = crate_path(UPSTREAM_2_0_0);
+    if !upstream.exists() {
+        eprintln!(
+            "skipped: {UPSTREAM_2_0_0} is not beside the crate (CI puts shared/ there; \
+             a user's checkout does not have it)"
+        );
+        return;
+    }
+    let report =
+        diff_files(Path::new(BUNDLED), Path::new(UPSTREAM_2_0_0)).expect("both specs load");
+    if report.old.version != "1.0.1" {
+        eprintln!(
+            "skipped: the drill pins 1.0.1 -> 2.0.0 and the bundled spec is now {}; \
+             retire the drill or point it at the next upstream spec",
+            report.old.version
+        );
+        return;
+    }
+    // Five breaking changes, every one absorbed by the tolerant response type.
+    assert_eq!(report.summary.breaking, 5);
+    assert_eq!(report.summary.breaking_absorbed_by_crate, 5);
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("spec_diff_drill_text", report.render(Format::Text));
+        insta::assert_snapshot!("spec_diff_drill_markdown", report.render(Format::Markdown));
+    });
+}
+
+#[cfg(feature = "cli")]
+mod cli {
+    use std::process::Command;
+
+    use super::{BUNDLED, crate_path};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_vipps-token");
+
+    fn spec_diff(args: &[&str]) -> (Option<i32>, String, String) {
+        let output = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["spec", "diff"])
+            .args(args)
+            .output()
+            .expect("vipps-token runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn same_spec_exits_0() {
+        let (code, stdout, _) = spec_diff(&[BUNDLED, BUNDLED]);
+        assert_eq!(code, Some(0));
+        assert!(
+            stdout.contains("no change that affects clients"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn a_breaking_change_exits_1_and_json_has_the_documented_fields() {
+        let root = "tests/spec_diff/response-property-type-changed";
+        let (code, stdout, stderr) = spec_diff(&[
+            &format!("{root}/old.yaml"),
+            &format!("{root}/new.yaml"),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, Some(1), "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+        assert_eq!(json["summary"]["breaking"], 1);
+        let change = &json["changes"][0];
+        assert_eq!(change["id"], "response-property-type-changed");
+        assert_eq!(change["level"], "breaking");
+        assert_eq!(change["operation"], "POST /widgets");
+        for field in ["message", "absorbed_by_crate", "rust_api"] {
+            assert!(change.get(field).is_some(), "{field} missing");
+        }
+        assert_eq!(json["old"]["version"], "1.0.0");
+    }
+
+    #[test]
+    fn a_non_breaking_change_exits_0_in_markdown() {
+        let root = "tests/spec_diff/endpoint-added";
+        let (code, stdout, _) = spec_diff(&[
+            &format!("{root}/old.yaml"),
+            &format!("{root}/new.yaml"),
+            "--format",
+            "markdown",
+        ]);
+        assert_eq!(code, Some(0));
+        assert!(stdout.contains("| info | `endpoint-added` |"), "{stdout}");
+    }
+
+    #[test]
+    fn unreadable_or_unparsable_input_exits_2_naming_the_file() {
+        let missing = "tests/spec_diff/no-such-file.yaml";
+        let (code, _, stderr) = spec_diff(&[BUNDLED, missing]);
+        assert_eq!(code, Some(2));
+        assert!(stderr.contains(missing), "{stderr}");
+
+        let not_utf8 = std::env::temp_dir().join(format!("spec-diff-{}.yaml", std::process::id()));
+        std::fs::write(&not_utf8, [0xff, 0xfe, 0x00, 0x9f]).expect("temp file");
+        let (code, _, stderr) = spec_diff(&[not_utf8.to_str().expect("utf-8 path"), BUNDLED]);
+        let _ = std::fs::remove_file(&not_utf8);
+        assert_eq!(code, Some(2));
+        assert!(stderr.contains("spec-diff-"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+
+        let garbage = crate_path("Cargo.toml");
+        let (code, _, stderr) = spec_diff(&[garbage.to_str().expect("utf-8 path"), BUNDLED]);
+        assert_eq!(code, Some(2));
+        assert!(stderr.contains("Cargo.toml"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_generated_type_field_is_named_for_a_schema_that_is_not_replaced() {
+    let root = crate_path("tests/spec_diff/response-property-type-changed");
+    let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml")).expect("loads");
+    let [change] = report.changes.as_slice() else {
+        panic!("one change expected: {:?}", report.changes)
+    };
+    assert_eq!(
+        change.rust_api.as_deref(),
+        Some("generated `types::Widget`, field `size` (crate-private)")
+    );
+    assert_eq!(change.absorbed_by_crate, None);
+}
