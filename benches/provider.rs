@@ -11,7 +11,7 @@
 //!
 //! Everything runs against a wiremock server on loopback.
 
-#[path = "../tests/common/token_body.rs"]
+#[path = "../tests/support/token_body.rs"]
 mod token_body;
 
 use std::{
@@ -87,7 +87,22 @@ fn cached_token(c: &mut Criterion) {
         // A hit completes without waiting, so it is polled once, without an executor.
         b.iter(|| black_box(provider.token().now_or_never().expect("a hit never waits")))
     });
-    // The same two with a second thread doing the same thing all along.
+    group.bench_function("TokenProvider::cached_token (synchronous hit)", |b| {
+        b.iter(|| black_box(provider.cached_token().expect("a fresh token")))
+    });
+    // As async code uses it: awaited in a loop on a current-thread runtime, beside the
+    // same loop around the baseline.
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    group.bench_function("awaited: baseline: ArcSwap::load_full", |b| {
+        b.to_async(&local).iter(|| async { baseline.load_full() })
+    });
+    group.bench_function("awaited: TokenProvider::token (cache hit)", |b| {
+        b.to_async(&local).iter(|| provider.token())
+    });
+    // The same with a second thread doing the same thing all along.
     group.bench_function("2 threads: baseline: ArcSwap::load_full", |b| {
         with_contention(
             || drop(black_box(baseline.load_full())),
@@ -96,6 +111,10 @@ fn cached_token(c: &mut Criterion) {
     });
     group.bench_function("2 threads: TokenProvider::token (cache hit)", |b| {
         let hit = || provider.token().now_or_never().expect("a hit never waits");
+        with_contention(|| drop(black_box(hit())), || b.iter(|| black_box(hit())))
+    });
+    group.bench_function("2 threads: TokenProvider::cached_token", |b| {
+        let hit = || provider.cached_token().expect("a fresh token");
         with_contention(|| drop(black_box(hit())), || b.iter(|| black_box(hit())))
     });
     group.finish();

@@ -1,51 +1,18 @@
 //! [`Client`]: where requests go, and the identifying headers every request carries.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use crate::{
-    Error, generated,
+    Environment, Error, generated,
     headers::{CallerHeaders, MerchantSerialNumber, SystemHeaders},
+    paths::PARTNER_TOKEN_PATH,
     retry::RetryPolicy,
 };
-
-/// The partner token path as documented today.
-pub const PARTNER_TOKEN_PATH: &str = "/miami/v1/token";
-/// The name the partner token path is announced to get "when the internal technical
-/// dependencies are resolved". Switch with [`ClientBuilder::partner_token_path`].
-pub const RENAMED_PARTNER_TOKEN_PATH: &str = "/authentication/v1/token";
 
 /// Time allowed to open a connection, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A Vipps MobilePay environment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// `https://apitest.vipps.no`: test keys, the test app, test data.
-    Test,
-    /// `https://api.vipps.no`: production keys, the real app, live data.
-    Production,
-}
-
-impl Environment {
-    /// The environment's base URL.
-    pub fn base_url(self) -> &'static str {
-        match self {
-            Self::Test => "https://apitest.vipps.no",
-            Self::Production => "https://api.vipps.no",
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Test => "test",
-            Self::Production => "production",
-        })
-    }
-}
 
 /// A client for the Access Token API. Cheap to clone: clones share one connection pool.
 ///

@@ -8,18 +8,15 @@ use std::{fmt, sync::Arc, time::Duration};
 use crate::{error_body::ErrorBody, flow::Flow, redact::hide_secrets};
 
 /// Everything that can go wrong when asking for a token.
-/// Cheap to clone, so that one failed attempt can be handed to every caller that waited on it.
+/// Cheap to clone, so that one failed attempt can be handed to every caller that waited on it,
+/// and small (the larger variants are boxed), so that a `Result` holding it costs little to
+/// move on the cache's hot path.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A value was rejected before anything was sent.
-    #[error("{field} {reason}; nothing was sent")]
-    InvalidInput {
-        /// The field or header at fault, for example `Merchant-Serial-Number`.
-        field: &'static str,
-        /// Why it was rejected. Never contains the value itself.
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidInput(Box<InvalidInputError>),
     /// The API answered with a status other than 200.
     #[error(transparent)]
     Api(Box<ApiError>),
@@ -41,40 +38,57 @@ pub enum Error {
         limit: usize,
     },
     /// The API answered 200 with a body that is not a token response.
-    #[error(
-        "the token response (HTTP {status}) could not be read: {}{reason}; body starts: {excerpt:?}. \
-         Check that the base URL points at the Access Token API and not at a proxy or login page",
-        .field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default()
-    )]
-    InvalidResponse {
-        /// The HTTP status of the response.
-        status: u16,
-        /// The field that could not be read, when one can be named.
-        field: Option<String>,
-        /// What was wrong with it.
-        reason: String,
-        /// The start of the body, with anything that looks like a token or key redacted.
-        excerpt: String,
-    },
+    #[error(transparent)]
+    InvalidResponse(Box<InvalidResponseError>),
+}
+
+/// A value rejected before anything was sent: [`Error::InvalidInput`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{field} {reason}; nothing was sent")]
+#[non_exhaustive]
+pub struct InvalidInputError {
+    /// The field or header at fault, for example `Merchant-Serial-Number`.
+    pub field: &'static str,
+    /// Why it was rejected. Never contains the value itself.
+    pub reason: String,
+}
+
+/// A 200 answer that is not a token response: [`Error::InvalidResponse`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the token response (HTTP {status}) could not be read: {}{reason}; body starts: {excerpt:?}. \
+     Check that the base URL points at the Access Token API and not at a proxy or login page",
+    .field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default()
+)]
+#[non_exhaustive]
+pub struct InvalidResponseError {
+    /// The HTTP status of the response.
+    pub status: u16,
+    /// The field that could not be read, when one can be named.
+    pub field: Option<String>,
+    /// What was wrong with it.
+    pub reason: String,
+    /// The start of the body, with anything that looks like a token or key redacted.
+    pub excerpt: String,
 }
 
 impl Error {
     pub(crate) fn invalid_input(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidInput {
+        Self::InvalidInput(Box::new(InvalidInputError {
             field,
             reason: reason.into(),
-        }
+        }))
     }
 
     /// A 200 answer whose `field` could not be used as it came, for a reason that quotes
     /// nothing the server sent (so there is no excerpt to show).
     pub(crate) fn invalid_response(field: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidResponse {
+        Self::InvalidResponse(Box::new(InvalidResponseError {
             status: 200,
             field: Some(field.to_owned()),
             reason: reason.into(),
             excerpt: String::new(),
-        }
+        }))
     }
 
     pub(crate) fn transport(error: reqwest::Error) -> Self {
@@ -85,11 +99,10 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api(api) => Some(api.status),
-            Self::InvalidResponse { status, .. } | Self::ResponseTooLarge { status, .. } => {
-                Some(*status)
-            }
+            Self::InvalidResponse(invalid) => Some(invalid.status),
+            Self::ResponseTooLarge { status, .. } => Some(*status),
             Self::Transport(error) => error.status().map(|s| s.as_u16()),
-            Self::InvalidInput { .. } | Self::Interrupted => None,
+            Self::InvalidInput(_) | Self::Interrupted => None,
         }
     }
 
@@ -208,3 +221,19 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::token::AccessToken;
+
+    /// The cache's hot path returns `Result<Arc<AccessToken>, Error>`: a large error makes
+    /// every hit move and drop a large value, so the big variants stay boxed.
+    #[test]
+    fn a_token_result_stays_small() {
+        assert!(size_of::<Error>() <= 24, "{} bytes", size_of::<Error>());
+        assert!(size_of::<Result<Arc<AccessToken>, Error>>() <= 24);
+    }
+}

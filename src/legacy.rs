@@ -10,12 +10,10 @@ use crate::{
     AccessToken, Client, Error, StandardCredentials, exchange,
     flow::Flow,
     headers::{header_value, secret_header_value},
+    paths::LEGACY_TOKEN_PATH,
     response::StandardTokenResponse,
     token::SentAt,
 };
-
-/// The legacy endpoint's path.
-pub const LEGACY_TOKEN_PATH: &str = "/api/v2/accesstoken/jwt";
 
 /// The product a legacy token is issued for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

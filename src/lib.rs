@@ -7,6 +7,7 @@ mod client;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod credentials;
+mod environment;
 mod error;
 mod error_body;
 mod exchange;
@@ -24,6 +25,7 @@ mod middleware;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod partner;
+mod paths;
 mod provider;
 mod redact;
 mod refresh;
@@ -43,23 +45,24 @@ mod tls;
 mod token;
 
 pub use body::MAX_RESPONSE_BYTES;
-pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Environment,
-    PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH,
-};
+pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use credentials::{
     ClientId, ClientSecret, PartnerCredentials, StandardCredentials, SubscriptionKey, TokenSecret,
 };
-pub use error::{ApiError, Error};
+pub use environment::Environment;
+pub use error::{ApiError, Error, InvalidInputError, InvalidResponseError};
 pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
 pub use flow::Flow;
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
 pub use integer_or_digits::integer_or_digits;
 pub use jwt::{JwtError, UnverifiedJwt};
-pub use legacy::{LEGACY_TOKEN_PATH, LegacyResource};
+pub use legacy::LegacyResource;
 #[cfg(feature = "middleware")]
 pub use middleware::VippsAuthMiddleware;
 pub use partner::FORM_CONTENT_TYPE;
+pub use paths::{
+    LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH, STANDARD_TOKEN_PATH,
+};
 pub use provider::{TokenProvider, TokenProviderBuilder};
 pub use refresh::RefreshPolicy;
 pub use response::{PartnerTokenResponse, StandardTokenResponse};

@@ -61,12 +61,12 @@ pub(crate) fn slots_evicted(count: usize) {
 #[cfg(feature = "metrics")]
 fn error_kind(error: &Error) -> &'static str {
     match error {
-        Error::InvalidInput { .. } => "invalid_input",
+        Error::InvalidInput(_) => "invalid_input",
         Error::Api(_) => "api",
         Error::Transport(_) => "transport",
         Error::Interrupted => "interrupted",
         Error::ResponseTooLarge { .. } => "response_too_large",
-        Error::InvalidResponse { .. } => "invalid_response",
+        Error::InvalidResponse(_) => "invalid_response",
     }
 }
 

@@ -54,9 +54,9 @@ mod standard;
 mod state;
 mod tokens;
 
+pub use crate::paths::STANDARD_TOKEN_PATH;
 pub use config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServerBuilder,
     PARTNER_TOKEN_LIFETIME, PRODUCTION_TOKEN_LIFETIME, TEST_TOKEN_LIFETIME,
 };
-pub use endpoint::STANDARD_TOKEN_PATH;
 pub use server::MockServer;

@@ -6,8 +6,15 @@
 //! life here, never lengthen it. A cache hit takes no lock and reads only a coarse clock (see
 //! `freshness.rs`); every other decision is made on the slow path, on tokio's clock.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use futures_util::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -194,11 +201,23 @@ impl TokenProvider {
     /// background when it nears expiry); otherwise fetched, once, for every caller that
     /// asks meanwhile. A failed fetch is handed to the callers that waited for it and is
     /// not cached: the next call tries again.
-    pub async fn token(&self) -> Result<Arc<AccessToken>, Error> {
-        if let Some(token) = self.fresh_token() {
-            return Ok(token);
+    ///
+    /// A hit is answered when `token()` is called, without an allocation; the future it
+    /// returns only hands the token over. Only the slow path is boxed.
+    #[inline]
+    pub fn token(&self) -> impl Future<Output = Result<Arc<AccessToken>, Error>> + Send + '_ {
+        match self.fresh_token() {
+            Some(token) => TokenFuture::Hit(Some(token)),
+            None => TokenFuture::Slow(self.token_slowly().boxed()),
         }
-        self.token_slowly().await
+    }
+
+    /// The cached token if it is fresh (before its refresh time), without waiting and
+    /// without starting anything: for synchronous code, or to look before awaiting.
+    /// `None` means "call [`Self::token`]", not "there is no token".
+    #[inline]
+    pub fn cached_token(&self) -> Option<Arc<AccessToken>> {
+        self.fresh_token()
     }
 
     /// The cache hit: no lock, no precise clock.
@@ -224,25 +243,33 @@ impl TokenProvider {
             }
             if now < cached.usable_until {
                 tracing::debug!("vipps access token nears expiry: refreshing in the background");
-                self.slot.flight.start(|| self.fetch());
+                // Unless a refresh finished since this caller looked.
+                let seen = cached.token.clone();
+                let still_needed = || self.holds(&seen);
+                self.slot.flight.start(still_needed, || self.fetch());
                 return Ok(cached.token.clone());
             }
         }
         tracing::debug!("vipps access token cache miss");
-        self.join_fetch().await
+        self.join_fetch(|| self.fresh_token()).await
     }
 
     /// Fetches a fresh token now, or joins the fetch already running, and caches it. On
     /// failure the cached token, if any, stays. Useful to fail fast on bad keys at start-up.
     pub async fn refresh(&self) -> Result<Arc<AccessToken>, Error> {
-        self.join_fetch().await
+        self.join_fetch(|| None).await
     }
 
-    /// Joins the fetch in flight or starts one. If the task running it is dropped (its
-    /// runtime shut down), one more is started on the caller's runtime.
-    async fn join_fetch(&self) -> Result<Arc<AccessToken>, Error> {
+    /// Joins the fetch in flight, or takes the token `done` finds (one cached since the
+    /// caller looked), or starts a fetch. If the task running it is dropped (its runtime
+    /// shut down), one more is started on the caller's runtime.
+    async fn join_fetch(
+        &self,
+        done: impl Fn() -> Option<Arc<AccessToken>>,
+    ) -> Result<Arc<AccessToken>, Error> {
         for _ in 0..2 {
-            match self.slot.flight.join_or_start(|| self.fetch()).await {
+            let done = || done().map(Ok);
+            match self.slot.flight.join_or_start(done, || self.fetch()).await {
                 Ok(outcome) => return outcome,
                 Err(Abandoned) => {
                     tracing::debug!("a vipps access token fetch was abandoned: starting another");
@@ -250,6 +277,15 @@ impl TokenProvider {
             }
         }
         Err(Error::Interrupted)
+    }
+
+    /// Whether the slot still holds `token`.
+    fn holds(&self, token: &Arc<AccessToken>) -> bool {
+        self.slot
+            .cached
+            .load()
+            .as_ref()
+            .is_some_and(|cached| Arc::ptr_eq(&cached.token, token))
     }
 
     /// Forgets the cached token, for when an API answered 401 to a request that used it.
@@ -359,6 +395,26 @@ impl TokenProvider {
             .as_ref()
             .map(|cached| cached.token.expires_at());
         held.max(*lock(&self.slot.refused_expiry))
+    }
+}
+
+/// What [`TokenProvider::token`] returns: a token already in hand, or the slow path.
+enum TokenFuture<'a> {
+    /// A cache hit; `None` once handed over.
+    Hit(Option<Arc<AccessToken>>),
+    Slow(BoxFuture<'a, Result<Arc<AccessToken>, Error>>),
+}
+
+impl Future for TokenFuture<'_> {
+    type Output = Result<Arc<AccessToken>, Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            // Polled again after it was ready: there is nothing left to hand over.
+            Self::Hit(token) => Poll::Ready(token.take().ok_or_else(|| Error::Interrupted)),
+            Self::Slow(slow) => slow.as_mut().poll(cx),
+        }
     }
 }
 

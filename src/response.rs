@@ -11,6 +11,7 @@ use serde::{Deserialize, de};
 use crate::{
     Error,
     credentials::TokenSecret,
+    error::InvalidResponseError,
     integer_or_digits::integer_or_digits,
     redact::{excerpt, hide_secrets, hide_token_like},
 };
@@ -97,12 +98,12 @@ impl ParseFailure {
     /// The error for an answer whose `body` could not be read. The reason and the excerpt
     /// quote the server, so the `secrets` sent and anything token-like are hidden in both.
     pub(crate) fn into_error(self, status: u16, body: &[u8], secrets: &[&str]) -> Error {
-        Error::InvalidResponse {
+        Error::InvalidResponse(Box::new(InvalidResponseError {
             status,
             field: self.field,
             reason: hide_secrets(&hide_token_like(&self.reason), secrets),
             excerpt: hide_secrets(&excerpt(body), secrets),
-        }
+        }))
     }
 }
 

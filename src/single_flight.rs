@@ -17,7 +17,7 @@ use std::{
 
 use futures_util::{
     FutureExt,
-    future::{BoxFuture, Shared},
+    future::{self, BoxFuture, Either, Shared},
 };
 
 use crate::sync::lock;
@@ -61,20 +61,28 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
         lock(&self.inner.running).is_some()
     }
 
-    /// Starts `job` unless one is in flight; returns without waiting for it. For refreshing
-    /// in the background.
-    pub(crate) fn start<F>(&self, job: impl FnOnce() -> F)
+    /// Starts `job` unless one is in flight or `still_needed` says no; returns without
+    /// waiting for it. For refreshing in the background.
+    pub(crate) fn start<F>(&self, still_needed: impl FnOnce() -> bool, job: impl FnOnce() -> F)
     where
         F: Future<Output = T> + Send + 'static,
     {
-        drop(self.join_or_start(job));
+        let mut running = lock(&self.inner.running);
+        if running.is_none() && still_needed() {
+            *running = Some(self.spawn(job()));
+        }
     }
 
-    /// The outcome of the job in flight, or of `job`, started now. `Err(Abandoned)` when the
-    /// task running it was dropped before it finished; the entry is cleared by then, so the
-    /// next call starts afresh.
+    /// The outcome of the job in flight, or `done()` if that has one (a job that finished
+    /// between the caller's last look and now), or of `job`, started now. `done` and the
+    /// start are decided under one lock with the end of the previous job, so two callers
+    /// never start two jobs for one need.
+    ///
+    /// `Err(Abandoned)` when the task running the job was dropped before it finished; the
+    /// entry is cleared by then, so the next call starts afresh.
     pub(crate) fn join_or_start<F>(
         &self,
+        done: impl FnOnce() -> Option<T>,
         job: impl FnOnce() -> F,
     ) -> impl Future<Output = Outcome<T>> + Send + 'static
     where
@@ -82,25 +90,36 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
     {
         let mut running = lock(&self.inner.running);
         if let Some(running) = running.as_ref() {
-            return running.run.clone();
+            return Either::Left(running.run.clone());
         }
+        if let Some(value) = done() {
+            return Either::Right(future::ready(Ok(value)));
+        }
+        let started = self.spawn(job());
+        let run = started.run.clone();
+        *running = Some(started);
+        Either::Left(run)
+    }
+
+    /// Spawns `work` with the guard that clears its entry when it ends.
+    fn spawn<F>(&self, work: F) -> Running<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let guard = ClearOnDrop {
             inner: Arc::downgrade(&self.inner),
             id,
         };
-        let work = job();
         let work = async move {
             let outcome = work.await;
             drop(guard);
             outcome
         };
-        let run = spawn(work);
-        *running = Some(Running {
+        Running {
             id,
-            run: run.clone(),
-        });
-        run
+            run: spawn(work),
+        }
     }
 }
 
@@ -158,8 +177,9 @@ mod tests {
                 runs.fetch_add(1, Ordering::SeqCst) + 1
             }
         };
-        let first = flight.join_or_start(job);
-        let second = flight.join_or_start(|| async { unreachable!("joins the first run") });
+        let first = flight.join_or_start(|| None, job);
+        let second =
+            flight.join_or_start(|| None, || async { unreachable!("joins the first run") });
         assert!(flight.is_running());
         release.send(()).unwrap();
         assert_eq!(first.await, Ok(1));
@@ -177,7 +197,7 @@ mod tests {
             .unwrap();
         let stuck = {
             let _inside = first_runtime.enter();
-            flight.join_or_start(std::future::pending::<u32>)
+            flight.join_or_start(|| None, std::future::pending::<u32>)
         };
         assert!(flight.is_running());
         drop(first_runtime);
@@ -189,7 +209,7 @@ mod tests {
             .unwrap();
         second_runtime.block_on(async {
             assert_eq!(stuck.await, Err(Abandoned));
-            assert_eq!(flight.join_or_start(|| async { 7 }).await, Ok(7));
+            assert_eq!(flight.join_or_start(|| None, || async { 7 }).await, Ok(7));
         });
     }
 
@@ -197,10 +217,21 @@ mod tests {
     async fn a_panicking_job_clears_its_entry() {
         let flight = SingleFlight::<u32>::default();
         let outcome = flight
-            .join_or_start(|| async { panic!("the job fails hard") })
+            .join_or_start(|| None, || async { panic!("the job fails hard") })
             .await;
         assert_eq!(outcome, Err(Abandoned));
         assert!(!flight.is_running());
-        assert_eq!(flight.join_or_start(|| async { 3 }).await, Ok(3));
+        assert_eq!(flight.join_or_start(|| None, || async { 3 }).await, Ok(3));
+    }
+
+    #[tokio::test]
+    async fn a_need_met_meanwhile_starts_nothing() {
+        let flight = SingleFlight::<u32>::default();
+        let outcome = flight
+            .join_or_start(|| Some(5), || async { unreachable!("already done") })
+            .await;
+        assert_eq!(outcome, Ok(5));
+        flight.start(|| false, || async { unreachable!("no longer needed") });
+        assert!(!flight.is_running());
     }
 }

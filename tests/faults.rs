@@ -35,7 +35,7 @@
 //! | `http://example.invalid` base URL | none | `build()` fails with `InvalidInput` on `base_url`, "https" | no network |
 //! | `http://example.invalid` with `allow_insecure_http(true)`; `https://example.invalid`; `http://` on loopback | none | `build()` succeeds | no network |
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
 use std::{
@@ -394,8 +394,9 @@ async fn truncated_json_is_an_invalid_response_and_not_retried() {
 
         let error = expect_err(flow, request_token(&client, flow).await);
         match &error {
-            Error::InvalidResponse { status, reason, .. } => {
-                assert_eq!(*status, 200, "{flow:?}");
+            Error::InvalidResponse(invalid) => {
+                assert_eq!(invalid.status, 200, "{flow:?}");
+                let reason = &invalid.reason;
                 assert!(reason.contains("EOF"), "{flow:?}: {reason}");
             }
             other => panic!("{flow:?}: expected InvalidResponse, got {other:?}"),
@@ -952,14 +953,10 @@ async fn an_empty_200_is_an_invalid_response_saying_the_body_is_empty() {
 
         let error = expect_err(flow, request_token(&client, flow).await);
         match &error {
-            Error::InvalidResponse {
-                status,
-                field,
-                reason,
-                ..
-            } => {
-                assert_eq!(*status, 200);
-                assert_eq!(field, &None, "{flow:?}");
+            Error::InvalidResponse(invalid) => {
+                assert_eq!(invalid.status, 200);
+                assert_eq!(invalid.field, None, "{flow:?}");
+                let reason = &invalid.reason;
                 assert!(reason.contains("the body is empty"), "{flow:?}: {reason}");
             }
             other => panic!("{flow:?}: expected InvalidResponse, got {other:?}"),
@@ -1022,8 +1019,9 @@ fn plain_http_off_loopback_is_rejected_by_build() {
     ] {
         let error = ClientBuilder::with_base_url(url).build().expect_err(url);
         match &error {
-            Error::InvalidInput { field, reason } => {
-                assert_eq!(*field, "base_url", "{url}");
+            Error::InvalidInput(invalid) => {
+                assert_eq!(invalid.field, "base_url", "{url}");
+                let reason = &invalid.reason;
                 assert!(reason.contains("https"), "{url}: {reason}");
             }
             other => panic!("{url}: expected InvalidInput, got {other:?}"),

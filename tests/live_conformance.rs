@@ -3,7 +3,7 @@
 //! ignored test `live_deployment_conforms`: configure it with environment variables.
 #![cfg(feature = "conformance")]
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
 use std::time::{SystemTime, UNIX_EPOCH};

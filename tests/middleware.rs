@@ -2,7 +2,7 @@
 //! MobilePay API, and one retry with a fresh token after a 401.
 #![cfg(feature = "middleware")]
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
 use std::sync::{

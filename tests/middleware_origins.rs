@@ -2,7 +2,7 @@
 //! Vipps MobilePay origin, never to a foreign one, not even through a redirect.
 #![cfg(feature = "middleware")]
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
 use token_body::standard_token_body;

@@ -2,7 +2,7 @@
 //! in upstream requests against a wiremock server on loopback. Expiry is driven with
 //! tokio's paused time: no test sleeps.
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
 use std::{

@@ -18,7 +18,16 @@ use vipps_access_token::{
 /// A mock on a runtime of its own, so that it outlives every runtime a test drops.
 struct DetachedMock {
     server: MockServer,
-    _runtime: Runtime,
+    runtime: Option<Runtime>,
+}
+
+impl Drop for DetachedMock {
+    /// Without waiting: it may be dropped inside an async test, where blocking is refused.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl DetachedMock {
@@ -33,7 +42,7 @@ impl DetachedMock {
             let server = runtime.block_on(MockServer::start()).unwrap();
             Self {
                 server,
-                _runtime: runtime,
+                runtime: Some(runtime),
             }
         })
         .join()
@@ -226,4 +235,33 @@ async fn a_caller_that_panics_mid_wait_breaks_nothing() {
     assert!(caller.await.unwrap_err().is_panic());
     provider.token().await.expect("the provider is unharmed");
     assert_eq!(mock.requests_to(STANDARD_TOKEN_PATH), 1);
+}
+
+// --- Single flight under many racing cold starts. ---
+
+/// A fetch that ends just as a late caller looks must not make that caller start a second
+/// one: the look and the start are decided together. Rare per cold start, so many of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_cold_starts_make_one_request_each() {
+    // The mock answers from its own runtime, so late callers are still arriving when
+    // the fetch ends.
+    let mock = DetachedMock::start();
+    let client = mock.server.client_builder().build().unwrap();
+    const COLD_STARTS: u64 = 300;
+    for _ in 0..COLD_STARTS {
+        let provider = TokenProvider::new(
+            client.clone(),
+            TokenSource::Standard(mock.server.standard_credentials()),
+        );
+        let callers: Vec<_> = (0..1000)
+            .map(|_| {
+                let provider = provider.clone();
+                tokio::spawn(async move { provider.token().await })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap().unwrap();
+        }
+    }
+    assert_eq!(mock.token_requests(), COLD_STARTS);
 }

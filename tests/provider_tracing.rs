@@ -3,10 +3,10 @@
 //! callsite's interest process-wide: a test on another thread that logs first, with no
 //! subscriber, can make this one miss events.
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
-#[path = "common/captured_logs.rs"]
+#[path = "support/captured_logs.rs"]
 mod captured_logs;
 
 use captured_logs::CapturedLogs;

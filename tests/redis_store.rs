@@ -1,13 +1,14 @@
 //! The Redis token store against a real `redis-server` on loopback (one per test, see
-//! `redis_support`), with upstream requests counted by the embedded mock: fleet-wide single
+//! `support/redis_server.rs`), with upstream requests counted by the embedded mock: fleet-wide single
 //! flight, nothing readable at rest, and every fault degrading to a direct fetch.
 //! Without `redis-server` on PATH each test says it is skipped and passes, unless
 //! `VIPPS_REQUIRE_REDIS=1`.
 #![cfg(all(feature = "redis", feature = "mock"))]
 
-#[path = "common/captured_logs.rs"]
+#[path = "support/captured_logs.rs"]
 mod captured_logs;
-mod redis_support;
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
 use std::{
     sync::Arc,
@@ -16,7 +17,7 @@ use std::{
 
 use captured_logs::CapturedLogs;
 use redis::AsyncCommands;
-use redis_support::RedisServer;
+use redis_server::RedisServer;
 use vipps_access_token::{
     TokenProvider, TokenSource,
     mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},

@@ -9,10 +9,10 @@
 //! All `tracing` checks are in one test (`tracing_output_holds_no_secret`): `tracing`
 //! caches each callsite's interest process-wide.
 
-#[path = "common/token_body.rs"]
+#[path = "support/token_body.rs"]
 mod token_body;
 
-#[path = "common/captured_logs.rs"]
+#[path = "support/captured_logs.rs"]
 mod captured_logs;
 
 use captured_logs::CapturedLogs;
@@ -144,16 +144,11 @@ fn audit_error(what: &str, error: &(dyn std::error::Error + 'static)) {
         assert_clean(what, api.body().error_code().unwrap_or_default());
         assert_clean(what, api.hint());
     }
-    if let Some(Error::InvalidResponse {
-        field,
-        reason,
-        excerpt,
-        ..
-    }) = error.downcast_ref::<Error>()
-    {
-        assert_clean(&format!("field of {what}"), field.as_deref().unwrap_or(""));
-        assert_clean(&format!("reason of {what}"), reason);
-        assert_clean(&format!("excerpt of {what}"), excerpt);
+    if let Some(Error::InvalidResponse(invalid)) = error.downcast_ref::<Error>() {
+        let field = invalid.field.as_deref().unwrap_or("");
+        assert_clean(&format!("field of {what}"), field);
+        assert_clean(&format!("reason of {what}"), &invalid.reason);
+        assert_clean(&format!("excerpt of {what}"), &invalid.excerpt);
     }
 }
 
@@ -579,7 +574,7 @@ async fn invalid_input_never_echoes_the_rejected_secret() {
     for (what, result, expected_field) in cases {
         let error = expect_err(what, result);
         match &error {
-            Error::InvalidInput { field, .. } => assert_eq!(*field, expected_field, "{what}"),
+            Error::InvalidInput(invalid) => assert_eq!(invalid.field, expected_field, "{what}"),
             other => panic!("{what}: expected InvalidInput, got {other:?}"),
         }
         audit_error(what, &error);
@@ -597,13 +592,7 @@ async fn invalid_input_never_echoes_the_rejected_secret() {
             .build()
             .expect_err("a base URL with a secret in it");
         assert!(
-            matches!(
-                error,
-                Error::InvalidInput {
-                    field: "base_url",
-                    ..
-                }
-            ),
+            matches!(&error, Error::InvalidInput(invalid) if invalid.field == "base_url"),
             "{error:?}"
         );
         audit_error("a rejected base URL", &error);
@@ -755,7 +744,7 @@ async fn invalid_responses_hide_the_token() {
                 .await;
             let error = expect_err(&what, request_token(&client(&server.uri()), flow).await);
             assert!(
-                matches!(error, Error::InvalidResponse { status: 200, .. }),
+                matches!(&error, Error::InvalidResponse(invalid) if invalid.status == 200),
                 "{what}: {error:?}"
             );
             audit_error(&what, &error);
@@ -790,7 +779,7 @@ async fn invalid_responses_hide_secrets_echoed_into_a_field() {
                 .await;
             let error = expect_err(&what, request_token(&client(&server.uri()), flow).await);
             assert!(
-                matches!(error, Error::InvalidResponse { status: 200, .. }),
+                matches!(&error, Error::InvalidResponse(invalid) if invalid.status == 200),
                 "{what}: {error:?}"
             );
             audit_error(&what, &error);

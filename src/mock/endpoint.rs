@@ -1,9 +1,8 @@
 //! The four paths the mock serves, as one type the router, the counts and the handle share.
 
-use crate::{LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH};
-
-/// The standard flow's path.
-pub const STANDARD_TOKEN_PATH: &str = "/accesstoken/get";
+use crate::paths::{
+    LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH, STANDARD_TOKEN_PATH,
+};
 
 /// A path the mock serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -57,6 +57,9 @@ impl RedisTokenStore {
                     .to_owned(),
             )
         })?;
+        if url.starts_with("rediss:") {
+            ensure_tls_provider();
+        }
         let address = client.get_connection_info().addr().to_string();
         Ok(Self {
             client,
@@ -166,4 +169,16 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+/// redis builds its TLS config with rustls's process-wide default provider, which rustls
+/// picks by itself only when exactly one provider is compiled in. An application whose
+/// other dependencies enable aws-lc-rs beside this crate's ring would then have none, and
+/// the first `rediss://` connection would panic inside rustls. So install ring, this
+/// crate's provider, unless the application installed one already (that one is kept).
+fn ensure_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error means another thread installed one meanwhile: also fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }

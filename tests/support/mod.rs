@@ -146,12 +146,12 @@ pub fn api(error: &Error) -> &ApiError {
 /// The parts of an `Error::InvalidResponse`: status, field, reason, excerpt.
 pub fn invalid_response(error: &Error) -> (u16, Option<&str>, &str, &str) {
     match error {
-        Error::InvalidResponse {
-            status,
-            field,
-            reason,
-            excerpt,
-        } => (*status, field.as_deref(), reason, excerpt),
+        Error::InvalidResponse(invalid) => (
+            invalid.status,
+            invalid.field.as_deref(),
+            &invalid.reason,
+            &invalid.excerpt,
+        ),
         other => panic!("expected Error::InvalidResponse, got {other:?}"),
     }
 }
@@ -159,7 +159,7 @@ pub fn invalid_response(error: &Error) -> (u16, Option<&str>, &str, &str) {
 /// The field named by an `Error::InvalidInput`.
 pub fn invalid_input_field(error: &Error) -> &'static str {
     match error {
-        Error::InvalidInput { field, .. } => field,
+        Error::InvalidInput(invalid) => invalid.field,
         other => panic!("expected Error::InvalidInput, got {other:?}"),
     }
 }

@@ -66,7 +66,7 @@ impl From<Error> for Failure {
                     hint: Some(api.hint()),
                 }
             }
-            Error::InvalidInput { .. } => Self::usage(error.to_string()),
+            Error::InvalidInput(_) => Self::usage(error.to_string()),
             _ => Self::new(SERVER_OR_TRANSPORT, error.to_string()),
         }
     }

@@ -13,29 +13,17 @@
 //! vipps-token spec diff openapi/access-token.yaml new.yaml --format markdown
 //! ```
 
-#[path = "vipps-token/args.rs"]
 mod args;
-#[path = "vipps-token/conformance.rs"]
 mod conformance;
-#[path = "vipps-token/decode.rs"]
 mod decode;
-#[path = "vipps-token/doctor.rs"]
 mod doctor;
-#[path = "vipps-token/failure.rs"]
 mod failure;
-#[path = "vipps-token/fetch.rs"]
 mod fetch;
-#[path = "vipps-token/keys.rs"]
 mod keys;
-#[path = "vipps-token/output.rs"]
 mod output;
-#[path = "vipps-token/progress.rs"]
 mod progress;
-#[path = "vipps-token/serve.rs"]
 mod serve;
-#[path = "vipps-token/spec.rs"]
 mod spec;
-#[path = "vipps-token/store.rs"]
 mod store;
 
 use std::process::ExitCode;
