@@ -667,3 +667,39 @@ async fn doctor_fails_on_rejected_keys_and_an_unreachable_store() {
         "{stdout}"
     );
 }
+
+/// A provider kept in a `static` and used from several `#[tokio::test]`s: each test has its
+/// own runtime, and the store's connection belongs to the runtime that made it. After that
+/// runtime shuts down, the store connects again from the next one and serves the fleet's
+/// record.
+#[test]
+fn a_store_outlives_the_runtime_that_first_used_it() {
+    let server = redis_or_skip!("a_store_outlives_the_runtime_that_first_used_it");
+    let mock_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = mock_runtime.block_on(MockServer::start()).unwrap();
+    let store = store(&server, config(1, None));
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+
+    let first = runtime();
+    let fetched = first.block_on(async { process(&mock, &store).token().await.unwrap() });
+    drop(first);
+    assert_eq!(mock.request_count(), 1);
+
+    let second = runtime();
+    let read = second.block_on(async { process(&mock, &store).token().await.unwrap() });
+    assert_eq!(
+        read.secret().expose_secret(),
+        fetched.secret().expose_secret(),
+        "the record, read on a new connection from the second runtime"
+    );
+    assert_eq!(mock.request_count(), 1, "no fetch: the store served it");
+}

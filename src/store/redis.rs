@@ -9,9 +9,9 @@ use redis::{
     AsyncCommands, Client, ExistenceCheck, SetExpiry, SetOptions,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use tokio::sync::OnceCell;
 
 use super::{StoreConfig, StoreError, TokenStore};
+use crate::sync::lock;
 
 /// Deletes `KEYS[1]` only if it holds exactly `ARGV[1]`, atomically.
 const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -33,7 +33,9 @@ const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 pub struct RedisTokenStore {
     client: Client,
     address: String,
-    connection: OnceCell<ConnectionManager>,
+    /// The connection, made on first use and dropped after any failure, so that the next
+    /// operation connects again from the runtime it runs on.
+    connection: std::sync::Mutex<Option<ConnectionManager>>,
     config: StoreConfig,
 }
 
@@ -64,27 +66,62 @@ impl RedisTokenStore {
         Ok(Self {
             client,
             address,
-            connection: OnceCell::new(),
+            connection: std::sync::Mutex::new(None),
             config,
         })
     }
 
-    /// The connection, made on first use; it reconnects by itself afterwards.
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    /// The connection, made on first use. Its background task runs on the runtime that
+    /// made it: if that runtime shuts down (a provider in a `static` shared by tests), the
+    /// next operation fails or times out, [`Self::run`] drops the connection, and the one
+    /// after connects again from its own runtime.
+    fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let mut connection = lock(&self.connection);
+        if let Some(connection) = connection.as_ref() {
+            return Ok(connection.clone());
+        }
         let timeout = self.config.operation_timeout;
-        self.connection
-            .get_or_try_init(|| async {
-                let settings = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    // One attempt per operation: a store that is down must cost a refused
-                    // connection, not a backoff; the next operation tries again.
-                    .set_number_of_retries(0);
-                ConnectionManager::new_lazy_with_config(self.client.clone(), settings)
-                    .map_err(unavailable)
-            })
-            .await
-            .cloned()
+        let settings = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // One attempt per operation: a store that is down must cost a refused
+            // connection, not a backoff; the next operation tries again.
+            .set_number_of_retries(0);
+        let made = ConnectionManager::new_lazy_with_config(self.client.clone(), settings)
+            .map_err(unavailable)?;
+        *connection = Some(made.clone());
+        Ok(made)
+    }
+
+    /// Runs one operation on the connection. A failure drops the connection and tries
+    /// once more on a new one: a connection whose runtime shut down fails at once, and its
+    /// replacement belongs to the caller's runtime. An operation given up on (a timeout
+    /// around it) drops the connection too.
+    async fn run<T, F>(&self, operation: impl Fn(ConnectionManager) -> F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut outcome = Err(StoreError::Unavailable(String::new()));
+        for _ in 0..2 {
+            let mut reset = ForgetConnectionOnDrop(Some(self));
+            outcome = operation(self.connection()?).await;
+            if outcome.is_ok() {
+                reset.0 = None;
+                break;
+            }
+        }
+        outcome
+    }
+}
+
+/// Drops the store's connection when dropped armed.
+struct ForgetConnectionOnDrop<'a>(Option<&'a RedisTokenStore>);
+
+impl Drop for ForgetConnectionOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.0 {
+            *lock(&store.connection) = None;
+        }
     }
 }
 
@@ -94,10 +131,9 @@ fn unavailable(error: redis::RedisError) -> StoreError {
 
 impl TokenStore for RedisTokenStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        async move {
-            let mut connection = self.connection().await?;
-            connection.get(key).await.map_err(unavailable)
-        }
+        self.run(
+            move |mut connection| async move { connection.get(key).await.map_err(unavailable) },
+        )
         .boxed()
     }
 
@@ -107,14 +143,16 @@ impl TokenStore for RedisTokenStore {
         value: Vec<u8>,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        async move {
-            let mut connection = self.connection().await?;
-            let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
-            connection
-                .set_options(key, value, options)
-                .await
-                .map_err(unavailable)
-        }
+        self.run(move |mut connection| {
+            let value = value.clone();
+            async move {
+                let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
+                connection
+                    .set_options(key, value, options)
+                    .await
+                    .map_err(unavailable)
+            }
+        })
         .boxed()
     }
 
@@ -124,8 +162,7 @@ impl TokenStore for RedisTokenStore {
         value: &'a [u8],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        async move {
-            let mut connection = self.connection().await?;
+        self.run(move |mut connection| async move {
             let options = SetOptions::default()
                 .conditional_set(ExistenceCheck::NX)
                 .with_expiration(SetExpiry::PX(millis(ttl)));
@@ -135,7 +172,7 @@ impl TokenStore for RedisTokenStore {
                 .await
                 .map_err(unavailable)?;
             Ok(reply.is_some())
-        }
+        })
         .boxed()
     }
 
@@ -144,8 +181,7 @@ impl TokenStore for RedisTokenStore {
         key: &'a str,
         value: &'a [u8],
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        async move {
-            let mut connection = self.connection().await?;
+        self.run(move |mut connection| async move {
             let deleted: i64 = redis::cmd("EVAL")
                 .arg(DELETE_IF_EQUAL)
                 .arg(1)
@@ -155,7 +191,7 @@ impl TokenStore for RedisTokenStore {
                 .await
                 .map_err(unavailable)?;
             Ok(deleted == 1)
-        }
+        })
         .boxed()
     }
 
