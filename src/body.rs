@@ -6,7 +6,7 @@ use std::{io, time::Duration};
 
 use http_body_util::{LengthLimitError, Limited};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The largest response body read: 64 KiB, where a token response is about 2 KiB.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::{
-    Environment, Error, generated,
+    environment::Environment,
+    error::Error,
+    generated,
     headers::{CallerHeaders, MerchantSerialNumber, SystemHeaders},
     paths::PARTNER_TOKEN_PATH,
     retry::RetryPolicy,

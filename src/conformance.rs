@@ -16,8 +16,13 @@
 use std::{fmt, time::Duration};
 
 use crate::{
-    AccessToken, ClientBuilder, Error, ErrorBody, PartnerCredentials, RetryPolicy,
-    StandardCredentials, UnverifiedJwt,
+    client::ClientBuilder,
+    credentials::{PartnerCredentials, StandardCredentials},
+    error::Error,
+    error_body::ErrorBody,
+    jwt::UnverifiedJwt,
+    retry::RetryPolicy,
+    token::AccessToken,
 };
 
 /// How far a token's `exp` may be from the moment it was asked for plus `expires_in`.
@@ -56,7 +61,7 @@ impl ConformanceConfig {
             base_url: base_url.into(),
             standard: None,
             partner: None,
-            partner_token_path: crate::PARTNER_TOKEN_PATH.to_owned(),
+            partner_token_path: crate::paths::PARTNER_TOKEN_PATH.to_owned(),
         }
     }
 
@@ -188,7 +193,9 @@ pub async fn run(config: &ConformanceConfig) -> Report {
             let token = client.standard_token(keys).await;
             check_token(&mut report, "standard", token);
             let wrong_secret = StandardCredentials {
-                client_secret: crate::ClientSecret::new(wrong(keys.client_secret.expose_secret())),
+                client_secret: crate::credentials::ClientSecret::new(wrong(
+                    keys.client_secret.expose_secret(),
+                )),
                 ..keys.clone()
             };
             check_refused(
@@ -197,7 +204,7 @@ pub async fn run(config: &ConformanceConfig) -> Report {
                 client.standard_token(&wrong_secret).await,
             );
             let wrong_key = StandardCredentials {
-                subscription_key: crate::SubscriptionKey::new(wrong(
+                subscription_key: crate::credentials::SubscriptionKey::new(wrong(
                     keys.subscription_key.expose_secret(),
                 )),
                 ..keys.clone()
@@ -219,7 +226,9 @@ pub async fn run(config: &ConformanceConfig) -> Report {
             let token = client.partner_token(keys, None).await;
             check_token(&mut report, "partner", token);
             let wrong_secret = PartnerCredentials {
-                client_secret: crate::ClientSecret::new(wrong(keys.client_secret.expose_secret())),
+                client_secret: crate::credentials::ClientSecret::new(wrong(
+                    keys.client_secret.expose_secret(),
+                )),
                 ..keys.clone()
             };
             check_refused(

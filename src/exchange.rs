@@ -4,9 +4,8 @@
 use serde::de::DeserializeOwned;
 
 use crate::{
-    Error,
     body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
-    error::ApiError,
+    error::{ApiError, Error},
     flow::Flow,
     redact::hide_secrets,
     response::parse_token_body,

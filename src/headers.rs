@@ -5,7 +5,7 @@ use std::{fmt, str::FromStr};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The longest value the spec allows for a `Vipps-System-*` header.
 pub const SYSTEM_HEADER_MAX_CHARS: usize = 30;

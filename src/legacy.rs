@@ -7,12 +7,15 @@ use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::{
-    AccessToken, Client, Error, StandardCredentials, exchange,
+    client::Client,
+    credentials::StandardCredentials,
+    error::Error,
+    exchange,
     flow::Flow,
     headers::{header_value, secret_header_value},
     paths::LEGACY_TOKEN_PATH,
     response::StandardTokenResponse,
-    token::SentAt,
+    token::{AccessToken, SentAt},
 };
 
 /// The product a legacy token is issued for.

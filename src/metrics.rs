@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 #[cfg(feature = "metrics")]
-use crate::Error;
+use crate::error::Error;
 
 /// A fetch ended after `elapsed` with `outcome`.
 #[cfg(feature = "metrics")]
@@ -74,7 +74,7 @@ fn error_kind(error: &Error) -> &'static str {
 mod disabled {
     use std::time::Duration;
 
-    use crate::Error;
+    use crate::error::Error;
 
     pub(crate) fn fetch_finished<T>(_: &'static str, _: &Result<T, Error>, _: Duration) {}
     pub(crate) fn expires_in(_: &'static str, _: Duration) {}

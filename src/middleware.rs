@@ -7,7 +7,7 @@ use reqwest::{Request, Response, StatusCode, header::HeaderMap, redirect};
 use reqwest_middleware::{Middleware, Next};
 use url::{Origin, Url};
 
-use crate::{Error, TokenProvider, client::is_loopback};
+use crate::{client::is_loopback, error::Error, provider::TokenProvider};
 
 /// Puts `Authorization: Bearer <token>`, the subscription key (standard and legacy flows),
 /// `Merchant-Serial-Number` and the `Vipps-System-*` headers on requests to the Vipps

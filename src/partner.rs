@@ -6,8 +6,14 @@ use base64::Engine;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use crate::{
-    AccessToken, Client, Error, PartnerCredentials, exchange, flow::Flow, headers::header_value,
-    response::PartnerTokenResponse, token::SentAt,
+    client::Client,
+    credentials::PartnerCredentials,
+    error::Error,
+    exchange,
+    flow::Flow,
+    headers::header_value,
+    response::PartnerTokenResponse,
+    token::{AccessToken, SentAt},
 };
 
 /// The content type the docs send, charset included.

@@ -19,13 +19,16 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{
-    AccessToken, Client, Error, TokenSource,
+    client::Client,
+    error::Error,
     headers::MerchantSerialNumber,
     metrics,
     refresh::{Cached, RefreshPolicy},
     single_flight::Abandoned,
     slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots},
+    source::TokenSource,
     sync::lock,
+    token::AccessToken,
 };
 
 /// Hands out cached tokens, fetching one only when needed. Cheap to clone; clones share

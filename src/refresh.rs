@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{AccessToken, freshness::Freshness};
+use crate::{freshness::Freshness, token::AccessToken};
 
 /// When to refresh a token ahead of its expiry.
 ///

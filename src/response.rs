@@ -9,9 +9,8 @@
 use serde::{Deserialize, de};
 
 use crate::{
-    Error,
     credentials::TokenSecret,
-    error::InvalidResponseError,
+    error::{Error, InvalidResponseError},
     integer_or_digits::integer_or_digits,
     redact::{excerpt, hide_secrets, hide_token_like},
 };

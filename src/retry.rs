@@ -6,7 +6,7 @@ use std::{future::Future, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::Error;
+use crate::error::Error;
 
 /// When and how often a failed token request is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

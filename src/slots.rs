@@ -21,7 +21,9 @@ use std::{
 use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
-use crate::{AccessToken, Error, refresh::Cached, single_flight::SingleFlight, sync::lock};
+use crate::{
+    error::Error, refresh::Cached, single_flight::SingleFlight, sync::lock, token::AccessToken,
+};
 
 /// The default for [`crate::TokenProviderBuilder::max_slots`].
 ///

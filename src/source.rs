@@ -1,6 +1,12 @@
 //! [`TokenSource`]: which flow to ask for a token with, and its keys.
 
-use crate::{AccessToken, Client, Error, LegacyResource, PartnerCredentials, StandardCredentials};
+use crate::{
+    client::Client,
+    credentials::{PartnerCredentials, StandardCredentials},
+    error::Error,
+    legacy::LegacyResource,
+    token::AccessToken,
+};
 
 /// What to ask for a token with: the flow and its keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

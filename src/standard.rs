@@ -1,8 +1,14 @@
 //! The standard flow, `POST /accesstoken/get`, through the generated binding.
 
 use crate::{
-    AccessToken, Client, Error, StandardCredentials, exchange, flow::Flow, headers::header_value,
-    response::StandardTokenResponse, token::SentAt,
+    client::Client,
+    credentials::StandardCredentials,
+    error::Error,
+    exchange,
+    flow::Flow,
+    headers::header_value,
+    response::StandardTokenResponse,
+    token::{AccessToken, SentAt},
 };
 
 impl Client {

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use crate::{
-    Error,
     credentials::{SubscriptionKey, TokenSecret},
+    error::Error,
     flow::Flow,
     headers::{CallerHeaders, secret_header_value},
     redact::hide_token_like,

@@ -5,7 +5,10 @@ use std::{
     time::Duration,
 };
 
-use crate::{ClientId, ClientSecret, Environment, SubscriptionKey, TokenSecret};
+use crate::{
+    credentials::{ClientId, ClientSecret, SubscriptionKey, TokenSecret},
+    environment::Environment,
+};
 
 use super::keys::Keys;
 

@@ -1,6 +1,6 @@
 //! The one set of keys a mock accepts.
 
-use crate::{ClientId, ClientSecret, SubscriptionKey};
+use crate::credentials::{ClientId, ClientSecret, SubscriptionKey};
 
 /// The keys the mock accepts.
 #[derive(Clone, Debug)]

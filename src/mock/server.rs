@@ -13,7 +13,10 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use super::{
     config::MockServerBuilder, endpoint::Endpoint, fault::Fault, jwt::Signer, routes, state::Shared,
 };
-use crate::{ClientBuilder, PartnerCredentials, StandardCredentials};
+use crate::{
+    client::ClientBuilder,
+    credentials::{PartnerCredentials, StandardCredentials},
+};
 
 /// A mock of the Access Token API, serving on its own port until dropped or
 /// [shut down](Self::shutdown).

@@ -2,7 +2,7 @@
 //! flow, base URL, partner token path, client id, `Merchant-Serial-Number` and scope or
 //! resource, so that no client id (or anything else) appears in the store in the clear.
 
-use crate::{Client, TokenSource};
+use crate::{client::Client, source::TokenSource};
 
 use super::{StoreConfig, seal::KeyRef};
 
@@ -110,7 +110,7 @@ impl TokenIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClientBuilder, StandardCredentials, store::SealingKeys};
+    use crate::{client::ClientBuilder, credentials::StandardCredentials, store::SealingKeys};
 
     fn name(source: &TokenSource, client: &Client) -> String {
         let config = StoreConfig::new(SealingKeys::new([3; 32], None));

@@ -7,8 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccessToken, Client, Flow, PartnerTokenResponse, StandardTokenResponse, TokenSource,
-    credentials::TokenSecret, token::SentAt,
+    client::Client,
+    credentials::TokenSecret,
+    flow::Flow,
+    response::{PartnerTokenResponse, StandardTokenResponse},
+    source::TokenSource,
+    token::{AccessToken, SentAt},
 };
 
 use super::StoreError;

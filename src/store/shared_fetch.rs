@@ -10,7 +10,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::{AccessToken, Error};
+use crate::{error::Error, token::AccessToken};
 
 use super::{StoreError, TokenIdentity, TokenStore, degraded, record::TokenRecord};
 
