@@ -129,7 +129,7 @@ impl ClientBuilder {
     }
 
     /// The partner token path, [`PARTNER_TOKEN_PATH`] by default. Set it to
-    /// [`RENAMED_PARTNER_TOKEN_PATH`] once the endpoint is renamed.
+    /// [`RENAMED_PARTNER_TOKEN_PATH`](crate::RENAMED_PARTNER_TOKEN_PATH) once the endpoint is renamed.
     pub fn partner_token_path(mut self, path: impl Into<String>) -> Self {
         self.partner_token_path = path.into();
         self
