@@ -239,16 +239,19 @@ impl TokenProvider {
     async fn token_slowly(&self) -> Result<Arc<AccessToken>, Error> {
         self.slot.mark_used();
         let now = Instant::now();
-        if let Some(cached) = self.slot.cached.load().as_ref() {
+        if let Some(cached) = self.slot.cached.load_full() {
             if now < cached.refresh_at {
                 // Within the coarse clock's lag of the refresh time.
                 return Ok(cached.token.clone());
             }
             if now < cached.usable_until {
                 tracing::debug!("vipps access token nears expiry: refreshing in the background");
-                // Unless a refresh finished since this caller looked.
-                let seen = cached.token.clone();
-                let still_needed = || self.holds(&seen);
+                // Unless a refresh ended since this caller looked: a new token, or a failure
+                // that set the next attempt's time.
+                let still_needed = || {
+                    let current = self.slot.cached.load();
+                    current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cached))
+                };
                 self.slot.flight.start(still_needed, || self.fetch());
                 return Ok(cached.token.clone());
             }
@@ -280,15 +283,6 @@ impl TokenProvider {
             }
         }
         Err(Error::Interrupted)
-    }
-
-    /// Whether the slot still holds `token`.
-    fn holds(&self, token: &Arc<AccessToken>) -> bool {
-        self.slot
-            .cached
-            .load()
-            .as_ref()
-            .is_some_and(|cached| Arc::ptr_eq(&cached.token, token))
     }
 
     /// Forgets the cached token, for when an API answered 401 to a request that used it.
