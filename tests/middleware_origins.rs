@@ -12,9 +12,9 @@ use vipps_access_token::{
 };
 use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers};
 
-const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
-const CLIENT_SECRET: &str = "Y8Kteew6GE2ZmeycEt6egg==";
-const SUBSCRIPTION_KEY: &str = "0f14ebcab0ec4b29ae0cb90d91b4a84a";
+#[path = "support/example_keys.rs"]
+mod example_keys;
+use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
 const API_PATH: &str = "/epayment/v1/payments/order-1";
 
 /// The five kinds of header the middleware adds; none may reach a foreign host.

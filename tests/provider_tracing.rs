@@ -17,9 +17,9 @@ use vipps_access_token::{
 };
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
-const CLIENT_ID: &str = "fb492b5e-7907-4d83-ba20-c7fb60ca35de";
-const CLIENT_SECRET: &str = "Y8Kteew6GE2ZmeycEt6egg==";
-const SUBSCRIPTION_KEY: &str = "0f14ebcab0ec4b29ae0cb90d91b4a84a";
+#[path = "support/example_keys.rs"]
+mod example_keys;
+use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
 const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1Ni.traced";
 
 #[tokio::test]
