@@ -565,6 +565,55 @@ async fn the_cli_with_a_store_fetches_once_across_runs() {
     assert!(tokens.iter().all(|t| *t == tokens[0]));
 }
 
+/// The lease holder is a real process, killed with SIGKILL while it holds the lease and
+/// waits on a slow token endpoint. Once its lease expires (15 s, the CLI's default), exactly
+/// one of the two processes started after it fetches; the other takes that record.
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_process() {
+    let server = redis_or_skip!(
+        "a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_process"
+    );
+    let mock = MockServer::start().await.unwrap();
+    mock.set_delay(Duration::from_secs(3600));
+    let mut holder = cli(&mock, "token", Some(STORE_KEY))
+        .args(["--store", &server.url()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // It takes the lease before it asks for a token: its request arriving means it holds it.
+    until(async || mock.request_count() == 1).await;
+    let leases: Vec<String> = raw(&server)
+        .await
+        .keys(format!("{PREFIX}*:lease"))
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 1, "the holder's lease: {leases:?}");
+    holder.kill().await.unwrap();
+    mock.clear_faults();
+
+    let run = || {
+        cli(&mock, "token", Some(STORE_KEY))
+            .args(["--store", &server.url()])
+            .output()
+    };
+    let (first, second) = tokio::join!(run(), run());
+    let (first, second) = (first.unwrap(), second.unwrap());
+    for output in [&first, &second] {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(first.stdout, second.stdout, "one token for both");
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "the dead holder's request, then one for the fleet"
+    );
+}
+
 #[cfg(feature = "cli")]
 #[tokio::test]
 async fn the_cli_refuses_a_store_without_a_good_key_before_any_request() {
