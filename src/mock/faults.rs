@@ -3,13 +3,14 @@
 
 use std::{
     sync::{
-        Mutex, MutexGuard, PoisonError,
+        Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use super::{endpoint::Endpoint, fault::Fault};
+use crate::sync::lock;
 
 #[derive(Debug)]
 enum Times {
@@ -84,6 +85,6 @@ impl Faults {
 
     /// The plan, even if a thread panicked while holding it: it is always consistent.
     fn plan(&self) -> MutexGuard<'_, Plan> {
-        self.plan.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.plan)
     }
 }
