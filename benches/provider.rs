@@ -247,8 +247,8 @@ fn fetch(c: &mut Criterion) {
     let answered = Arc::new(AtomicUsize::new(0));
     let server = rt.block_on(token_server(answered.clone()));
     let client = client(&server);
-    let raw = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    let raw = vipps_access_token::http_client_builder()
+        .expect("TLS set up")
         .build()
         .expect("a reqwest client");
     let url = format!("{}/accesstoken/get", server.uri());

@@ -195,18 +195,9 @@ fn default_http_client(
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<reqwest::Client, Error> {
-    let tls = crate::tls::ring_client_config()
-        .map_err(|_| Error::invalid_input("http_client", "could not be set up (TLS roots?)"))?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
+    crate::http::http_client_builder()?
         .connect_timeout(connect_timeout)
         .timeout(timeout)
-        .user_agent(concat!(
-            env!("CARGO_PKG_NAME"),
-            "/",
-            env!("CARGO_PKG_VERSION")
-        ))
         .build()
         .map_err(|_| Error::invalid_input("http_client", "could not be set up (TLS roots?)"))
 }

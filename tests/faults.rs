@@ -125,8 +125,8 @@ async fn request_token(client: &Client, flow: Flow) -> Result<AccessToken, Error
 /// a pending timer would fire at once while the runtime waits on a socket. Redirects off,
 /// as the library's own client has them.
 fn untimed_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    vipps_access_token::http_client_builder()
+        .expect("TLS set up")
         .pool_idle_timeout(None)
         .build()
         .expect("a reqwest client")

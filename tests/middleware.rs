@@ -44,9 +44,14 @@ fn authenticated_http(server: &MockServer) -> reqwest_middleware::ClientWithMidd
         .unwrap();
     let credentials = StandardCredentials::new(CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY);
     let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(VippsAuthMiddleware::new(provider))
-        .build()
+    reqwest_middleware::ClientBuilder::new(
+        vipps_access_token::http_client_builder()
+            .expect("TLS set up")
+            .build()
+            .expect("a reqwest client"),
+    )
+    .with(VippsAuthMiddleware::new(provider))
+    .build()
 }
 
 async fn requests_to(server: &MockServer, path: &str) -> Vec<Request> {

@@ -98,7 +98,7 @@ fn credential_headers_on(request: &Request) -> Vec<&'static str> {
 async fn a_foreign_host_sees_no_credential_and_costs_no_token() {
     let vipps = vipps_server().await;
     let foreign = foreign_server().await;
-    let http = shared_client(middleware(&vipps), reqwest::Client::new());
+    let http = shared_client(middleware(&vipps), default_redirects_http());
 
     let response = http
         .post(format!("{}/callbacks/payment", foreign.uri()))
@@ -136,7 +136,7 @@ async fn a_foreign_host_sees_no_credential_and_costs_no_token() {
 #[tokio::test]
 async fn another_host_name_for_the_same_socket_is_another_origin() {
     let vipps = vipps_server().await;
-    let http = shared_client(middleware(&vipps), reqwest::Client::new());
+    let http = shared_client(middleware(&vipps), default_redirects_http());
     // wiremock's URI names 127.0.0.1; `localhost` is the same socket but not the origin.
     let other_name = vipps.uri().replace("127.0.0.1", "localhost");
 
@@ -154,7 +154,7 @@ async fn a_named_extra_origin_is_authenticated() {
     let vipps = vipps_server().await;
     let other = vipps_server().await;
     let auth = middleware(&vipps).with_origin(&other.uri()).unwrap();
-    let http = shared_client(auth, reqwest::Client::new());
+    let http = shared_client(auth, default_redirects_http());
 
     http.get(format!("{}{API_PATH}", other.uri()))
         .send()
@@ -198,7 +198,7 @@ async fn reqwest_default_redirects_carry_the_subscription_key_to_another_origin(
     let vipps = vipps_server().await;
     let foreign = foreign_server().await;
     redirect_to(&vipps, &format!("{}/landing", foreign.uri())).await;
-    let http = shared_client(middleware(&vipps), reqwest::Client::new());
+    let http = shared_client(middleware(&vipps), default_redirects_http());
 
     let response = http
         .get(format!("{}/redirecting", vipps.uri()))
@@ -225,7 +225,8 @@ async fn the_crates_redirect_policy_keeps_the_key_home() {
         .mount(&vipps)
         .await;
     let auth = middleware(&vipps);
-    let http = reqwest::Client::builder()
+    let http = vipps_access_token::http_client_builder()
+        .expect("TLS set up")
         .redirect(auth.redirect_policy())
         .build()
         .unwrap();
@@ -260,4 +261,14 @@ async fn the_crates_redirect_policy_keeps_the_key_home() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(received(&foreign).await.len(), 1);
+}
+
+/// A client with reqwest's default redirect policy (follow up to 10), as a user who does
+/// not set one gets; TLS from the crate, as every client in the suite.
+fn default_redirects_http() -> reqwest::Client {
+    vipps_access_token::http_client_builder()
+        .expect("TLS set up")
+        .redirect(reqwest::redirect::Policy::default())
+        .build()
+        .expect("a reqwest client")
 }

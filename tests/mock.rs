@@ -23,7 +23,10 @@ const MISSING_KEY: &str = "Access denied due to missing subscription key. Make s
                            subscription key when making requests to an API.";
 
 fn http() -> reqwest::Client {
-    reqwest::Client::new()
+    vipps_access_token::http_client_builder()
+        .expect("TLS set up")
+        .build()
+        .expect("a reqwest client")
 }
 
 fn post(mock: &MockServer, path: &str) -> RequestBuilder {

@@ -99,8 +99,8 @@ fn client(server: &MockServer) -> Client {
         .merchant_serial_number("123456")
         .retry_policy(RetryPolicy::none())
         .http_client(
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
+            vipps_access_token::http_client_builder()
+                .expect("TLS set up")
                 .build()
                 .expect("a reqwest client"),
         )

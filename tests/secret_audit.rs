@@ -204,8 +204,8 @@ fn token_body(flow: Flow, token: &str) -> Value {
 
 /// A reqwest client with no timer, for paused time, and no redirects.
 fn untimed_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    vipps_access_token::http_client_builder()
+        .expect("TLS set up")
         .pool_idle_timeout(None)
         .build()
         .expect("a reqwest client")

@@ -250,7 +250,10 @@ fn describe(env: Env, custom: bool) -> &'static str {
 
 /// The local clock against the server's `Date` header, corrected for half the round trip.
 async fn check_clock(report: &mut Report, base_url: &str, timeout: Duration) {
-    let Ok(http) = reqwest::Client::builder().timeout(timeout).build() else {
+    let Some(http) = vipps_access_token::http_client_builder()
+        .ok()
+        .and_then(|builder| builder.timeout(timeout).build().ok())
+    else {
         return;
     };
     let sent = SystemTime::now();

@@ -1,0 +1,40 @@
+//! [`http_client_builder`]: the one place an HTTP client is configured, so that every client
+//! the crate, its CLI, its tests and its users build has a TLS provider.
+//!
+//! The crate enables reqwest's `rustls-no-provider`: a plain `reqwest::Client::builder()`
+//! in a program that installs no rustls provider panics on its first https request ("No
+//! rustls crypto provider is configured"). Start from this builder instead.
+
+use crate::error::Error;
+
+/// A `reqwest::ClientBuilder` with this crate's TLS settings (rustls with `ring`, the
+/// platform's trust store, TLS 1.2 and 1.3), a `User-Agent`, and **no redirects followed**.
+///
+/// Use it for any `reqwest::Client` in a program that uses this crate: it works whether or
+/// not a process-wide rustls provider is installed. Add your own timeouts, proxies or pool
+/// settings before `build()`.
+///
+/// ```
+/// let http = vipps_access_token::http_client_builder()?
+///     .timeout(std::time::Duration::from_secs(5))
+///     .build()
+///     .expect("no further settings that can fail");
+/// # let _ = http;
+/// # Ok::<(), vipps_access_token::Error>(())
+/// ```
+pub fn http_client_builder() -> Result<reqwest::ClientBuilder, Error> {
+    let tls = crate::tls::ring_client_config().map_err(|e| {
+        Error::invalid_input(
+            "http_client",
+            format!("TLS could not be set up ({e}): are the system's CA certificates installed?"),
+        )
+    })?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        )))
+}
