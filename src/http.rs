@@ -22,6 +22,8 @@ use crate::error::Error;
 /// # let _ = http;
 /// # Ok::<(), vipps_access_token::Error>(())
 /// ```
+// The one sanctioned plain builder: clippy.toml disallows it everywhere else.
+#[allow(clippy::disallowed_methods)]
 pub fn http_client_builder() -> Result<reqwest::ClientBuilder, Error> {
     let tls = crate::tls::ring_client_config().map_err(|e| {
         Error::invalid_input(

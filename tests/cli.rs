@@ -1,5 +1,6 @@
 //! The `vipps-token` binary against an in-process mock: every subcommand, every output
-//! form, every exit code, and never a secret on stderr.
+//! form, every exit code, and never a secret on stderr. Run against the installed binary
+//! too: `VIPPS_TOKEN_BIN=path/to/vipps-token cargo test --all-features --test cli`.
 #![cfg(feature = "cli")]
 
 use std::{
@@ -15,9 +16,19 @@ use vipps_access_token::{
     mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_vipps-token");
+/// The binary under test: the one `cargo test` built, or the one named by
+/// `VIPPS_TOKEN_BIN` (CI sets it to the binary `cargo install` built, which has no
+/// dev-dependency features in it).
+fn bin() -> String {
+    std::env::var("VIPPS_TOKEN_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipps-token").to_owned())
+}
 
-const VARIABLES: [&str; 10] = [
+const VARIABLES: [&str; 14] = [
+    "VIPPS_TOKEN_STORE",
+    "VIPPS_TOKEN_STORE_KEY",
+    "VIPPS_TOKEN_STORE_PREVIOUS_KEY",
+    "VIPPS_TOKEN_STORE_PREFIX",
     "VIPPS_CLIENT_ID",
     "VIPPS_CLIENT_SECRET",
     "VIPPS_SUBSCRIPTION_KEY",
@@ -78,7 +89,7 @@ async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Ru
     let stdin = stdin.to_owned();
     let secrets = secrets_in(&args, &env);
     let run = tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(&args)
             .stdin(Stdio::piped())
@@ -470,7 +481,7 @@ async fn help_hides_environment_values() {
 
 #[tokio::test]
 async fn mock_subcommand_serves_and_prints_its_keys() {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["mock", "--addr", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -579,6 +590,74 @@ async fn conformance_without_keys_says_what_to_set() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr.contains("VIPPS_CONFORMANCE_BASE_URL") || run.stderr.contains("VIPPS_CLIENT_ID"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_against_the_mock_passes_every_check() {
+    let run = run(&["doctor", "--env", "mock"], vec![], "").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    for check in ["credentials", "msn", "token", "clock", "store"] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|line| line.starts_with("ok") && line.contains(check)),
+            "{check}: {run:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn doctor_fails_a_missing_store_key_by_name_before_any_request() {
+    let mock = MockServer::start().await.unwrap();
+    let args = [
+        "doctor",
+        "--base-url",
+        mock.base_url(),
+        "--store",
+        "redis://127.0.0.1:9",
+    ];
+    let run = run(&args, keys(), "").await;
+    assert_ne!(run.code, 0, "{run:?}");
+    let first = run.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("fail") && first.contains("store"),
+        "{run:?}"
+    );
+    assert!(first.contains("VIPPS_TOKEN_STORE_KEY"), "{run:?}");
+}
+
+#[tokio::test]
+async fn token_through_a_store_that_is_down_still_prints_a_token() {
+    let mock = MockServer::start().await.unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let store = format!("redis://127.0.0.1:{port}");
+    let mut env = keys();
+    env.push((
+        "VIPPS_TOKEN_STORE_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
+    ));
+    let run = run(
+        &["token", "--base-url", mock.base_url(), "--store", &store],
+        env,
+        "",
+    )
+    .await;
+    token_line(&mock, &run);
+    assert_eq!(mock.requests_to("/accesstoken/get"), 1);
+}
+
+#[tokio::test]
+async fn spec_diff_of_the_bundled_spec_with_itself_finds_nothing() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/access-token.yaml");
+    let run = run(&["spec", "diff", spec, spec], vec![], "").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("no change that affects clients"),
         "{run:?}"
     );
 }

@@ -50,6 +50,9 @@ impl Report {
 /// one that failed.
 pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     let mut report = Report { failed: 0 };
+    // The store's settings first: a missing or bad sealing key fails by name before any
+    // request is sent.
+    let store = open_store(&mut report, args.store.store.as_deref());
     let session = Session::open(&args.target, &args.caller, None).await?;
     let credentials = check_credentials(&mut report, &args, &session);
     check_msn(&mut report, args.caller.msn.as_deref());
@@ -57,7 +60,9 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
         check_token(&mut report, &args, &session, credentials).await;
     }
     check_clock(&mut report, session.client.base_url(), args.target.timeout).await;
-    check_store(&mut report, args.store.store.as_deref()).await;
+    if let Some(store) = store {
+        check_store(&mut report, store).await;
+    }
     match report.failed {
         0 => Ok(()),
         n => Err(Failure::new(
@@ -301,19 +306,31 @@ async fn check_clock(report: &mut Report, base_url: &str, timeout: Duration) {
     }
 }
 
-/// The store reachable, and the sealing key able to read what it writes.
-async fn check_store(report: &mut Report, url: Option<&str>) {
+/// The store's URL and sealing key, checked without a request; `None` when there is no
+/// store or its settings failed (reported).
+fn open_store(
+    report: &mut Report,
+    url: Option<&str>,
+) -> Option<std::sync::Arc<dyn store::TokenStore>> {
     let Some(url) = url else {
-        return report.line(
+        report.line(
             Status::Ok,
             "store",
             "none configured: each process fetches its own tokens (see --store)",
         );
+        return None;
     };
-    let store = match crate::store::try_open(url) {
-        Ok(store) => store,
-        Err(message) => return report.line(Status::Fail, "store", message),
-    };
+    match crate::store::try_open(url) {
+        Ok(store) => Some(store),
+        Err(message) => {
+            report.line(Status::Fail, "store", message);
+            None
+        }
+    }
+}
+
+/// The store reachable, and the sealing key able to read what it writes.
+async fn check_store(report: &mut Report, store: std::sync::Arc<dyn store::TokenStore>) {
     match store::probe(&*store).await {
         Ok(()) => report.line(Status::Ok, "store", "reachable; the sealing key reads its own record"),
         Err(error) => report.line(
