@@ -15,6 +15,8 @@
 
 use std::{fmt, time::Duration};
 
+use tokio::time::Instant;
+
 use crate::{
     client::ClientBuilder,
     credentials::{PartnerCredentials, StandardCredentials},
@@ -45,6 +47,13 @@ pub struct ConformanceConfig {
     pub partner: Option<PartnerCredentials>,
     /// The partner token path ([`crate::PARTNER_TOKEN_PATH`] by default).
     pub partner_token_path: String,
+    /// The whole run's time: each request is bounded by it, and no request starts after
+    /// it has passed; a check without an answer by then is [`Outcome::Unavailable`]
+    /// ([`crate::DEFAULT_TIMEOUT`] by default).
+    pub timeout: Duration,
+    /// How often a request is tried again after a 5xx, a 429 or a transport failure
+    /// (0 by default: a conformance run reports what the server did, first time).
+    pub retries: u32,
 }
 
 /// What is missing for a live run.
@@ -62,6 +71,8 @@ impl ConformanceConfig {
             standard: None,
             partner: None,
             partner_token_path: crate::paths::PARTNER_TOKEN_PATH.to_owned(),
+            timeout: crate::client::DEFAULT_TIMEOUT,
+            retries: 0,
         }
     }
 
@@ -100,11 +111,15 @@ impl ConformanceConfig {
 
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// As documented.
     Pass,
-    /// A deviation from the documentation, and what was seen.
+    /// A deviation from the documentation that the server showed, and what was seen.
     Fail(String),
+    /// The server could not answer (a 5xx, a 429, a timeout, no connection): nothing was
+    /// learnt about conformance. Not a deviation, and not a pass.
+    Unavailable(String),
     /// Not run, and why.
     Skipped(String),
 }
@@ -114,8 +129,33 @@ pub enum Outcome {
 pub struct Check {
     /// What was checked, for example `standard: 200 has every documented field`.
     pub name: String,
+    /// The flow: `standard` or `partner`.
+    pub flow: String,
+    /// What the documentation says should happen.
+    pub expected: String,
     /// How it went.
     pub outcome: Outcome,
+}
+
+impl Check {
+    /// `pass`, `fail`, `unavailable` or `skipped`.
+    pub fn verdict(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail(_) => "fail",
+            Outcome::Unavailable(_) => "unavailable",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+
+    /// What was seen: `as expected` for a pass, else the deviation, the failure or why
+    /// the check was skipped.
+    pub fn observed(&self) -> &str {
+        match &self.outcome {
+            Outcome::Pass => "as expected",
+            Outcome::Fail(seen) | Outcome::Unavailable(seen) | Outcome::Skipped(seen) => seen,
+        }
+    }
 }
 
 /// Every check of a run, in order.
@@ -126,24 +166,34 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when no check failed (skipped checks do not fail a run).
+    /// True when every check that ran passed: none failed and none went unanswered
+    /// (skipped checks do not fail a run).
     pub fn passed(&self) -> bool {
-        !self
-            .checks
-            .iter()
-            .any(|c| matches!(c.outcome, Outcome::Fail(_)))
+        self.failures().next().is_none() && self.unavailable().next().is_none()
     }
 
-    /// The checks that failed.
+    /// The checks that failed: deviations the server showed.
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks
             .iter()
             .filter(|c| matches!(c.outcome, Outcome::Fail(_)))
     }
 
-    fn record(&mut self, name: impl Into<String>, outcome: Outcome) {
+    /// The checks the server could not answer.
+    pub fn unavailable(&self) -> impl Iterator<Item = &Check> {
+        self.checks
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Unavailable(_)))
+    }
+
+    /// Records a check; the flow is the name up to its first `:`.
+    fn record(&mut self, name: impl Into<String>, expected: &str, outcome: Outcome) {
+        let name = name.into();
+        let flow = name.split(':').next().unwrap_or_default().to_owned();
         self.checks.push(Check {
-            name: name.into(),
+            name,
+            flow,
+            expected: expected.to_owned(),
             outcome,
         });
     }
@@ -164,33 +214,49 @@ impl fmt::Display for Report {
             let (result, detail) = match &check.outcome {
                 Outcome::Pass => ("pass", String::new()),
                 Outcome::Fail(why) => ("FAIL", format!("  {why}")),
+                Outcome::Unavailable(why) => ("NO ANSWER", format!("  {why}")),
                 Outcome::Skipped(why) => ("skip", format!("  {why}")),
             };
             writeln!(f, "{:<width$}  {result}{detail}", check.name)?;
         }
         let failed = self.failures().count();
-        write!(f, "{} checks, {failed} failed", self.checks.len())
+        write!(f, "{} checks, {failed} failed", self.checks.len())?;
+        match self.unavailable().count() {
+            0 => Ok(()),
+            n => write!(f, ", {n} not answered"),
+        }
     }
 }
 
 /// Runs every check the configuration has keys for. Never stops at the first deviation.
 pub async fn run(config: &ConformanceConfig) -> Report {
     let mut report = Report::default();
+    let deadline = Instant::now() + config.timeout;
     let client = match ClientBuilder::with_base_url(&config.base_url)
         .partner_token_path(&config.partner_token_path)
-        .retry_policy(RetryPolicy::none())
+        .timeout(config.timeout)
+        .retry_policy(RetryPolicy {
+            max_attempts: config.retries.saturating_add(1),
+            max_total: config.timeout.min(RetryPolicy::default().max_total),
+            ..RetryPolicy::default()
+        })
         .build()
     {
         Ok(client) => client,
         Err(error) => {
-            report.record("configuration", Outcome::Fail(error.to_string()));
+            report.record(
+                "configuration",
+                "a usable base URL",
+                Outcome::Fail(error.to_string()),
+            );
             return report;
         }
     };
 
     match &config.standard {
         Some(keys) => {
-            let token = client.standard_token(keys).await;
+            let token =
+                within_deadline(deadline, config.timeout, client.standard_token(keys)).await;
             check_token(&mut report, "standard", token);
             let wrong_secret = StandardCredentials {
                 client_secret: crate::credentials::ClientSecret::new(wrong(
@@ -201,7 +267,12 @@ pub async fn run(config: &ConformanceConfig) -> Report {
             check_refused(
                 &mut report,
                 "standard: a wrong client_secret",
-                client.standard_token(&wrong_secret).await,
+                within_deadline(
+                    deadline,
+                    config.timeout,
+                    client.standard_token(&wrong_secret),
+                )
+                .await,
             );
             let wrong_key = StandardCredentials {
                 subscription_key: crate::credentials::SubscriptionKey::new(wrong(
@@ -212,18 +283,20 @@ pub async fn run(config: &ConformanceConfig) -> Report {
             check_refused(
                 &mut report,
                 "standard: a wrong subscription key",
-                client.standard_token(&wrong_key).await,
+                within_deadline(deadline, config.timeout, client.standard_token(&wrong_key)).await,
             );
         }
         None => report.record(
             "standard",
+            "checked when standard keys are given",
             Outcome::Skipped("no standard keys given".to_owned()),
         ),
     }
 
     match &config.partner {
         Some(keys) => {
-            let token = client.partner_token(keys, None).await;
+            let token =
+                within_deadline(deadline, config.timeout, client.partner_token(keys, None)).await;
             check_token(&mut report, "partner", token);
             let wrong_secret = PartnerCredentials {
                 client_secret: crate::credentials::ClientSecret::new(wrong(
@@ -234,15 +307,59 @@ pub async fn run(config: &ConformanceConfig) -> Report {
             check_refused(
                 &mut report,
                 "partner: a wrong client_secret",
-                client.partner_token(&wrong_secret, None).await,
+                within_deadline(
+                    deadline,
+                    config.timeout,
+                    client.partner_token(&wrong_secret, None),
+                )
+                .await,
             );
         }
         None => report.record(
             "partner",
+            "checked when partner keys are given",
             Outcome::Skipped("no partner keys given".to_owned()),
         ),
     }
     report
+}
+
+/// `request`, unless the run's deadline passes first (then a timeout, which the checks
+/// record as [`Outcome::Unavailable`]).
+async fn within_deadline(
+    deadline: Instant,
+    timeout: Duration,
+    request: impl std::future::Future<Output = Result<AccessToken, Error>>,
+) -> Result<AccessToken, Unanswered> {
+    match tokio::time::timeout_at(deadline, request).await {
+        Ok(result) => result.map_err(Unanswered::classify),
+        Err(_) => Err(Unanswered::timed_out(timeout)),
+    }
+}
+
+/// Why a request ended without a token: the server could not answer (a transport
+/// failure, a transient status, the run's deadline), or it answered with an error that
+/// the check judges.
+enum Unanswered {
+    Unavailable(String),
+    Answered(Error),
+}
+
+impl Unanswered {
+    fn classify(error: Error) -> Self {
+        match error {
+            Error::Transport(_) | Error::Interrupted => Self::Unavailable(error.to_string()),
+            error if error.is_transient() => Self::Unavailable(error.to_string()),
+            error => Self::Answered(error),
+        }
+    }
+
+    fn timed_out(timeout: Duration) -> Self {
+        Self::Unavailable(format!(
+            "no answer within the run's timeout of {} s",
+            timeout.as_secs_f64()
+        ))
+    }
 }
 
 /// A value that is surely not the real one, of the same alphabet.
@@ -251,23 +368,36 @@ fn wrong(secret: &str) -> String {
     format!("{}x0", secret.chars().take(kept).collect::<String>())
 }
 
+const EXPECT_SHAPE: &str =
+    "HTTP 200 with every documented field, numbers as integers or digit strings";
+const EXPECT_BEARER: &str = "token_type \"Bearer\"";
+const EXPECT_JWT: &str = "access_token is a JWT: three base64url parts, JSON header and claims";
+const EXPECT_EXP: &str = "the JWT's exp within 60 s of the time asked plus expires_in";
+const EXPECT_REFUSED: &str = "HTTP 400, 401 or 403";
+const EXPECT_ERROR_BODY: &str = "an Azure AD, API gateway or OAuth 2.0 error body";
+
 /// The checks of a 200: the body's shape, `token_type`, and the token's `exp`.
-fn check_token(report: &mut Report, flow: &str, result: Result<AccessToken, Error>) {
+fn check_token(report: &mut Report, flow: &str, result: Result<AccessToken, Unanswered>) {
     let shape = format!("{flow}: 200 has every documented field, numbers readable");
     let token = match result {
         Ok(token) => {
-            report.record(shape, Outcome::Pass);
+            report.record(shape, EXPECT_SHAPE, Outcome::Pass);
             token
         }
-        Err(error) => {
-            report.record(shape, Outcome::Fail(error.to_string()));
-            for rest in [
-                "token_type is Bearer",
-                "access_token is a JWT",
-                "exp agrees with expires_in",
+        Err(unanswered) => {
+            let outcome = match unanswered {
+                Unanswered::Unavailable(why) => Outcome::Unavailable(why),
+                Unanswered::Answered(error) => Outcome::Fail(error.to_string()),
+            };
+            report.record(shape, EXPECT_SHAPE, outcome);
+            for (rest, expected) in [
+                ("token_type is Bearer", EXPECT_BEARER),
+                ("access_token is a JWT", EXPECT_JWT),
+                ("exp agrees with expires_in", EXPECT_EXP),
             ] {
                 report.record(
                     format!("{flow}: {rest}"),
+                    expected,
                     Outcome::Skipped("no token".to_owned()),
                 );
             }
@@ -279,7 +409,11 @@ fn check_token(report: &mut Report, flow: &str, result: Result<AccessToken, Erro
     } else {
         Outcome::Fail(format!("token_type is {:?}", token.token_type()))
     };
-    report.record(format!("{flow}: token_type is Bearer"), token_type);
+    report.record(
+        format!("{flow}: token_type is Bearer"),
+        EXPECT_BEARER,
+        token_type,
+    );
 
     let jwt = UnverifiedJwt::decode(token.secret().expose_secret());
     let expiry = match &jwt {
@@ -304,27 +438,44 @@ fn check_token(report: &mut Report, flow: &str, result: Result<AccessToken, Erro
         Ok(_) => Outcome::Pass,
         Err(error) => Outcome::Fail(error.to_string()),
     };
-    report.record(format!("{flow}: access_token is a JWT"), is_jwt);
-    report.record(format!("{flow}: exp agrees with expires_in"), expiry);
+    report.record(format!("{flow}: access_token is a JWT"), EXPECT_JWT, is_jwt);
+    report.record(
+        format!("{flow}: exp agrees with expires_in"),
+        EXPECT_EXP,
+        expiry,
+    );
 }
 
 /// The checks of a refusal: a documented status, and a body of a documented shape.
-fn check_refused(report: &mut Report, what: &str, result: Result<AccessToken, Error>) {
+fn check_refused(report: &mut Report, what: &str, result: Result<AccessToken, Unanswered>) {
     let status_check = format!("{what} is refused with 400, 401 or 403");
     let shape_check = format!("{what}: the error body has a documented shape");
     let api = match result {
         Ok(_) => {
             report.record(
                 status_check,
+                EXPECT_REFUSED,
                 Outcome::Fail("answered 200 with a token".to_owned()),
             );
-            report.record(shape_check, Outcome::Skipped("no error".to_owned()));
+            report.record(
+                shape_check,
+                EXPECT_ERROR_BODY,
+                Outcome::Skipped("no error".to_owned()),
+            );
             return;
         }
-        Err(Error::Api(api)) => api,
-        Err(error) => {
-            report.record(status_check, Outcome::Fail(error.to_string()));
-            report.record(shape_check, Outcome::Skipped("no answer".to_owned()));
+        Err(Unanswered::Answered(Error::Api(api))) => api,
+        Err(unanswered) => {
+            let outcome = match unanswered {
+                Unanswered::Unavailable(why) => Outcome::Unavailable(why),
+                Unanswered::Answered(error) => Outcome::Fail(error.to_string()),
+            };
+            report.record(status_check, EXPECT_REFUSED, outcome);
+            report.record(
+                shape_check,
+                EXPECT_ERROR_BODY,
+                Outcome::Skipped("no answer".to_owned()),
+            );
             return;
         }
     };
@@ -333,11 +484,11 @@ fn check_refused(report: &mut Report, what: &str, result: Result<AccessToken, Er
     } else {
         Outcome::Fail(format!("answered HTTP {}", api.status()))
     };
-    report.record(status_check, status);
+    report.record(status_check, EXPECT_REFUSED, status);
     let shape = match api.body() {
         ErrorBody::AzureAd(_) | ErrorBody::Gateway(_) | ErrorBody::OAuth(_) => Outcome::Pass,
         ErrorBody::Empty => Outcome::Fail("the body is empty".to_owned()),
         other => Outcome::Fail(format!("an unknown shape: {other}")),
     };
-    report.record(shape_check, shape);
+    report.record(shape_check, EXPECT_ERROR_BODY, shape);
 }

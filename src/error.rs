@@ -116,9 +116,22 @@ impl Error {
         }
     }
 
-    /// True when the API rejected the credentials (401 or 403): retrying will not help.
+    /// True when the API rejected the credentials: a 401 or 403, or a 400 whose OAuth or
+    /// Azure AD `error` is `invalid_client` or `unauthorized_client` (Azure AD answers an
+    /// unknown client id with 400 `unauthorized_client`, AADSTS700016). Retrying will not
+    /// help.
     pub fn is_credentials_rejected(&self) -> bool {
-        matches!(self, Self::Api(api) if api.status == 401 || api.status == 403)
+        match self {
+            Self::Api(api) => match api.status {
+                401 | 403 => true,
+                400 => matches!(
+                    api.body.error_code(),
+                    Some("invalid_client" | "unauthorized_client")
+                ),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 }
 

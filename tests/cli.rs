@@ -41,6 +41,17 @@ const VARIABLES: [&str; 14] = [
     "VIPPS_PARTNER_CLIENT_SECRET",
 ];
 
+/// The documented keys, as the partner variables carry them.
+fn partner_keys() -> Vec<(&'static str, String)> {
+    vec![
+        ("VIPPS_PARTNER_CLIENT_ID", DEFAULT_CLIENT_ID.to_owned()),
+        (
+            "VIPPS_PARTNER_CLIENT_SECRET",
+            DEFAULT_CLIENT_SECRET.to_owned(),
+        ),
+    ]
+}
+
 /// A finished run of the binary.
 #[derive(Debug)]
 struct Run {
@@ -233,7 +244,7 @@ async fn partner_token_on_the_renamed_path_with_scope() {
         "--output",
         "json",
     ];
-    let run = run(&args, keys(), "").await;
+    let run = run(&args, partner_keys(), "").await;
     assert_eq!(run.code, 0, "{run:?}");
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json["expires_in"], 900);
@@ -366,7 +377,7 @@ async fn exit_3_when_credentials_are_rejected() {
     mock.fail_next(1, 403, r#"{"statusCode": 403, "message": "Forbidden"}"#);
     let run = self::run(
         &["partner-token", "--base-url", mock.base_url()],
-        keys(),
+        partner_keys(),
         "",
     )
     .await;
@@ -378,17 +389,35 @@ async fn exit_3_when_credentials_are_rejected() {
 }
 
 #[tokio::test]
-async fn exit_4_on_other_client_errors() {
+async fn exit_3_for_an_unknown_client_id_answered_with_400() {
+    // Azure AD answers a client id it does not know with 400 unauthorized_client.
     let mock = MockServer::start().await.unwrap();
     let mut env = keys();
     env[0].1 = "4204662b-test-keys".to_owned();
     let run = run(&["token", "--base-url", mock.base_url()], env, "").await;
-    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("AADSTS700016"), "{run:?}");
     assert!(
         run.stderr.contains("test keys go to the test environment"),
         "{run:?}"
     );
+    mock.fail_next(
+        1,
+        400,
+        r#"{"error": "invalid_client", "error_description": "Client authentication failed."}"#,
+    );
+    let run = self::run(
+        &["partner-token", "--base-url", mock.base_url()],
+        partner_keys(),
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 3, "{run:?}");
+}
+
+#[tokio::test]
+async fn exit_4_on_other_client_errors() {
+    let mock = MockServer::start().await.unwrap();
 
     mock.fail_all(
         429,
@@ -398,7 +427,7 @@ async fn exit_4_on_other_client_errors() {
     let run = self::run(&args, keys(), "").await;
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stderr.contains("Rate limit is exceeded"), "{run:?}");
-    assert_eq!(mock.request_count(), 2, "--retries 0 tries once");
+    assert_eq!(mock.request_count(), 1, "--retries 0 tries once");
 }
 
 #[tokio::test]
@@ -455,7 +484,11 @@ async fn exit_5_on_timeout() {
     ];
     let run = run(&args, keys(), "").await;
     assert_eq!(run.code, 5, "{run:?}");
-    assert!(run.stderr.contains("timed out"), "{run:?}");
+    // The attempt's timeout and the command's deadline are the same 0.2 s: either says so.
+    assert!(
+        run.stderr.contains("within --timeout 0.2 s") || run.stderr.contains("timed out"),
+        "{run:?}"
+    );
 }
 
 #[tokio::test]
@@ -660,4 +693,297 @@ async fn spec_diff_of_the_bundled_spec_with_itself_finds_nothing() {
         run.stdout.contains("no change that affects clients"),
         "{run:?}"
     );
+}
+
+/// Runs the binary with stdout going to `stdout` (a closed pipe, /dev/full), stdin empty.
+async fn run_with_stdout(args: &[&str], env: Vec<(&'static str, String)>, stdout: Stdio) -> Run {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(bin());
+        command
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        for name in VARIABLES {
+            command.env_remove(name);
+        }
+        let output = command.envs(env).output().expect("the binary runs");
+        Run {
+            code: output.status.code().expect("an exit code, not a signal"),
+            stdout: String::new(),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        }
+    })
+    .await
+    .expect("the run finished")
+}
+
+/// A pipe whose reading end is already closed: the reader has gone (`| head -c0`).
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer.into()
+}
+
+fn dev_full() -> Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+        .into()
+}
+
+#[tokio::test]
+async fn output_errors_are_handled_alike_by_every_subcommand() {
+    let mock = MockServer::start().await.unwrap();
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/access-token.yaml");
+    let token = run(&["token", "--env", "mock"], vec![], "").await.stdout;
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["token", "--base-url", mock.base_url()],
+        vec!["conformance", "--env", "mock"],
+        vec!["doctor", "--env", "mock"],
+        vec!["decode", token.trim()],
+        vec!["spec", "diff", spec, spec],
+    ];
+    for args in &commands {
+        // A closed pipe is not an error: the exit code is the command's outcome.
+        let run = run_with_stdout(args, keys(), closed_pipe()).await;
+        assert_eq!(run.code, 0, "{args:?} into a closed pipe: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:?}");
+        // A full disk is: exit 1, saying so, and no panic.
+        let run = run_with_stdout(args, keys(), dev_full()).await;
+        assert_eq!(run.code, 1, "{args:?} into /dev/full: {run:?}");
+        assert!(
+            run.stderr.contains("could not write to stdout"),
+            "{args:?}: {run:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn conformance_calls_an_outage_unavailable_not_a_deviation() {
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_all(
+        503,
+        r#"{"statusCode": 503, "message": "Service Unavailable"}"#,
+    );
+    let run = run(&["conformance", "--base-url", mock.base_url()], keys(), "").await;
+    assert_eq!(run.code, 5, "a 503 is an outage: {run:?}");
+    assert!(run.stderr.contains("could not answer"), "{run:?}");
+    assert!(!run.stdout.contains(" FAIL "), "{run:?}");
+
+    // A server that never answers: --timeout bounds the whole run, retries included.
+    mock.clear_faults();
+    mock.set_delay(Duration::from_secs(600));
+    let args = [
+        "conformance",
+        "--base-url",
+        mock.base_url(),
+        "--timeout",
+        "0.5",
+        "--retries",
+        "3",
+    ];
+    let run = self::run(&args, keys(), "").await;
+    assert_eq!(run.code, 5, "a hanging server is an outage: {run:?}");
+    assert!(run.stdout.contains("no answer within"), "{run:?}");
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let nowhere = format!("http://127.0.0.1:{port}");
+    let run = self::run(&["conformance", "--base-url", &nowhere], keys(), "").await;
+    assert_eq!(run.code, 5, "nothing listening is an outage: {run:?}");
+}
+
+#[tokio::test]
+async fn conformance_retries_as_told() {
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_next(
+        1,
+        503,
+        r#"{"statusCode": 503, "message": "Service Unavailable"}"#,
+    );
+    let args = ["conformance", "--env", "mock", "--retries", "1"];
+    // `--env mock` starts its own mock; use the one here instead, which fails once.
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == "--env" {
+                "--base-url"
+            } else if *a == "mock" {
+                mock.base_url()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let run = run(&args, keys(), "").await;
+    assert_eq!(run.code, 0, "one 503, then as documented: {run:?}");
+}
+
+#[tokio::test]
+async fn conformance_json_has_one_object_per_check() {
+    let run = run(
+        &["conformance", "--env", "mock", "--output", "json"],
+        vec![],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let checks = report["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 14, "{report}");
+    for check in checks {
+        for field in ["flow", "check", "expected", "observed", "verdict"] {
+            assert!(check[field].is_string(), "{field} in {check}");
+        }
+        assert_eq!(check["verdict"], "pass", "{check}");
+    }
+    assert_eq!(report["passed"], true);
+}
+
+#[tokio::test]
+async fn exit_6_when_the_server_answers_but_not_as_documented() {
+    let mock = MockServer::start().await.unwrap();
+    for (status, body) in [(302, ""), (200, "<html>gateway maintenance</html>")] {
+        mock.fail_next(1, status, body);
+        let run = run(&["token", "--base-url", mock.base_url()], keys(), "").await;
+        assert_eq!(run.code, 6, "HTTP {status}: {run:?}");
+    }
+}
+
+#[tokio::test]
+async fn exit_2_when_the_mock_address_is_in_use() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let run = run(&["mock", "--addr", &addr], vec![], "").await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains(&addr), "{run:?}");
+}
+
+#[tokio::test]
+async fn partner_token_reads_the_partner_variables_not_the_merchant_ones() {
+    let mock = MockServer::start().await.unwrap();
+    // Both sets exported, as in a shell that works with both flows: the merchant secret is
+    // wrong for the partner endpoint, and must not be sent there.
+    let mut env = keys();
+    env[1].1 = "merchant-secret-not-for-partner".to_owned();
+    env.extend(partner_keys());
+    let run = run(&["partner-token", "--base-url", mock.base_url()], env, "").await;
+    token_line(&mock, &run);
+
+    let run = self::run(
+        &["partner-token", "--base-url", mock.base_url()],
+        keys(),
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("VIPPS_PARTNER_CLIENT_ID"), "{run:?}");
+}
+
+#[tokio::test]
+async fn partner_token_refuses_the_test_environment() {
+    let run = run(&["partner-token", "--env", "test"], partner_keys(), "").await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("does not exist in the test environment"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_reports_a_malformed_msn_with_every_other_check() {
+    let run = run(&["doctor", "--env", "mock", "--msn", "123"], vec![], "").await;
+    assert_eq!(run.code, 8, "{run:?}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|line| line.starts_with("fail") && line.contains("msn")),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|line| line.starts_with("ok") && line.contains("token")),
+        "the other checks still run: {run:?}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_and_decode_speak_json() {
+    let run = run(&["doctor", "--env", "mock", "--output", "json"], vec![], "").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(report["failed"], 0);
+    assert!(
+        report["checks"]
+            .as_array()
+            .is_some_and(|checks| checks.len() >= 5),
+        "{report}"
+    );
+
+    let token = self::run(&["token", "--env", "mock"], vec![], "")
+        .await
+        .stdout;
+    let run = self::run(&["decode", "--output", "json", token.trim()], vec![], "").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let decoded: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(decoded["expired"], false);
+    assert!(
+        decoded["seconds_left"]
+            .as_i64()
+            .is_some_and(|left| left > 3000),
+        "{decoded}"
+    );
+    assert_eq!(decoded["signature_verified"], false);
+}
+
+#[tokio::test]
+async fn token_json_carries_an_absolute_expiry() {
+    let run = run(&["token", "--env", "mock", "--output", "json"], vec![], "").await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = json["expires_at"].as_u64().expect("expires_at");
+    assert!((now + 3500..=now + 3700).contains(&expires_at), "{json}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_mock_stops_cleanly_on_sigterm_as_on_sigint() {
+    for signal in ["TERM", "INT"] {
+        let mut child = Command::new(bin())
+            .args(["mock", "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Once it prints its last line, its signal handlers are in place.
+        let ready = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.starts_with("stop with"))
+        });
+        assert!(ready.await.unwrap(), "the mock started");
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "SIG{signal}: {status:?}");
+    }
 }

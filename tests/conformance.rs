@@ -536,7 +536,8 @@ async fn legacy_status_200_docs_example() {
 async fn standard_status_400_azure_ad_unknown_client() {
     let error = exchange_err(Flow::Standard, json(400, fixtures::azure_unknown_client())).await;
     assert_eq!(error.status(), Some(400));
-    assert!(!error.is_credentials_rejected());
+    // An unknown client id is a rejection of the keys, whatever the status says.
+    assert!(error.is_credentials_rejected());
     let api = api(&error);
     assert_eq!(api.status(), 400);
     let ErrorBody::AzureAd(azure) = api.body() else {

@@ -6,13 +6,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use vipps_access_token::{LegacyResource, PARTNER_TOKEN_PATH};
 
 /// Get Vipps MobilePay access tokens, decode them, or run a local mock of the Access Token API.
-///
-/// Exit codes: 0 success, 1 output could not be written, 2 usage or invalid input,
-/// 3 credentials rejected (401, 403), 4 any other 4xx, 5 server error, timeout or transport,
-/// 6 conformance deviations found. `spec diff`: 0 nothing breaking, 1 a breaking change,
-/// 2 a spec cannot be read or parsed.
 #[derive(Parser)]
-#[command(name = "vipps-token", version)]
+#[command(name = "vipps-token", version, after_help = crate::failure::EXIT_CODES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -33,10 +28,11 @@ pub enum Command {
     /// Run the mock Access Token API in the foreground until Ctrl-C.
     Mock(MockArgs),
     /// Check a deployment against the documented request and response shapes, for each
-    /// flow whose keys are given, and print a table; exit 6 when anything deviates.
+    /// flow whose keys are given, and print a table; exit 6 when the server deviates, 5
+    /// when it could not answer.
     Conformance(ConformanceArgs),
-    /// Preflight: check keys, environment, clock and token store, one ok/warn/fail line
-    /// each with what to do; exit 1 when a check fails.
+    /// Preflight: check keys, MSN, environment, clock and token store, one ok/warn/fail
+    /// line each with what to do; exit 8 when a check fails.
     Doctor(DoctorArgs),
     /// Work with OpenAPI specs: `spec diff OLD NEW`.
     #[command(subcommand)]
@@ -72,6 +68,9 @@ pub struct DoctorArgs {
     pub caller: CallerArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// `text` to read; `json` for tools: every check with its status and message.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
 }
 
 /// `spec` subcommands.
@@ -107,22 +106,30 @@ pub enum SpecFormat {
 }
 
 /// Where to ask, and how long to wait.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct Target {
-    /// The environment to call; `mock` starts the mock in this process and uses its
-    /// keys for any key not given.
-    #[arg(long, value_enum, default_value_t = Env::Test)]
-    pub env: Env,
+    /// The environment to call (default: `test`; for `partner-token`, `production`, the
+    /// only environment the partner flow exists in); `mock` starts the mock in this
+    /// process and uses its keys for any key not given.
+    #[arg(long, value_enum)]
+    pub env: Option<Env>,
     /// A base URL to call instead of the environment's (a proxy, a mock).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// Seconds to wait for the whole request.
+    /// Seconds to wait in all, retries included; past it the command exits 5.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub timeout: Duration,
     /// How many times to try again after a server error, a 429 or a transport failure
     /// (within about 10 s in all); rejected credentials are never tried again.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
+}
+
+impl Target {
+    /// The environment asked for, or `default`.
+    pub fn env_or(&self, default: Env) -> Env {
+        self.env.unwrap_or(default)
+    }
 }
 
 /// An environment to call.
@@ -174,7 +181,7 @@ pub struct SubscriptionKeyArgs {
 }
 
 /// The headers that identify the caller.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct CallerArgs {
     /// Merchant-Serial-Number: 4 to 6 digits.
     #[arg(long, env = "VIPPS_MSN", hide_env_values = true)]
@@ -230,13 +237,46 @@ pub struct StandardArgs {
     pub store: StoreArgs,
 }
 
+/// The partner flow's `client_id` and `client_secret` (management or accounting keys):
+/// read from their own variables, so that merchant keys in the environment are never sent
+/// to the partner endpoint by mistake.
+#[derive(Args)]
+pub struct PartnerKeyArgs {
+    /// The partner client_id (management or accounting keys).
+    #[arg(long, env = "VIPPS_PARTNER_CLIENT_ID", hide_env_values = true)]
+    pub client_id: Option<String>,
+    /// The partner client_secret; prefer the environment variable or
+    /// --client-secret-stdin, which other users of the machine cannot see.
+    #[arg(
+        long,
+        env = "VIPPS_PARTNER_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// Read the client_secret from the first line of stdin.
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+}
+
+impl PartnerKeyArgs {
+    /// The same values, in the form the key reader takes.
+    pub fn as_keys(&self) -> KeyArgs {
+        KeyArgs {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_secret_stdin: self.client_secret_stdin,
+        }
+    }
+}
+
 /// `partner-token`.
 #[derive(Args)]
 pub struct PartnerArgs {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
-    pub keys: KeyArgs,
+    pub keys: PartnerKeyArgs,
     #[command(flatten)]
     pub caller: CallerArgs,
     #[command(flatten)]
@@ -290,6 +330,10 @@ pub struct ConformanceArgs {
     /// The partner token path.
     #[arg(long, value_name = "PATH", default_value = PARTNER_TOKEN_PATH)]
     pub token_path: String,
+    /// `text`: a table to read; `json`: one object per check (flow, check, expected,
+    /// observed, verdict) for CI tools.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
 }
 
 /// `decode`.
@@ -299,6 +343,18 @@ pub struct DecodeArgs {
     /// reads it from stdin.
     #[arg(value_name = "TOKEN|-")]
     pub token: Option<String>,
+    /// `text` to read; `json` for tools (header, claims, expires_at, seconds_left).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+}
+
+/// How a report (`doctor`, `conformance`, `decode`) is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Lines to read.
+    Text,
+    /// One JSON document, for tools and CI.
+    Json,
 }
 
 /// `mock`.

@@ -1,7 +1,7 @@
 //! `decode`: a JWT's header and claims, and how long it has left, without verifying it.
 
 use std::{
-    io::{self, Read, Write},
+    io::{self, Read},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 use vipps_access_token::UnverifiedJwt;
 
 use crate::{
-    args::DecodeArgs,
-    failure::{Failure, OUTPUT},
+    args::{DecodeArgs, ReportFormat},
+    failure::Failure,
+    output,
 };
 
 /// Runs `decode`.
@@ -26,18 +27,28 @@ pub fn run(args: DecodeArgs) -> Result<(), Failure> {
         Some(token) => token.to_owned(),
     };
     let jwt = UnverifiedJwt::decode(bare_token(&raw)).map_err(|e| Failure::usage(e.to_string()))?;
-    let text = format!(
-        "header: {}\nclaims: {}\n{}\nsignature: not verified",
-        pretty(&jwt.header),
-        pretty(&jwt.claims),
-        time_left(&jwt.claims, now())
-    );
-    writeln!(io::stdout().lock(), "{text}")
-        .or_else(|e| match e.kind() {
-            io::ErrorKind::BrokenPipe => Ok(()),
-            _ => Err(e),
-        })
-        .map_err(|e| Failure::new(OUTPUT, format!("could not write to stdout: {e}")))
+    let now = now();
+    match args.output {
+        ReportFormat::Text => output::line(format!(
+            "header: {}\nclaims: {}\n{}\nsignature: not verified",
+            pretty(&jwt.header),
+            pretty(&jwt.claims),
+            time_left(&jwt.claims, now)
+        )),
+        ReportFormat::Json => {
+            let exp = jwt.claims.get("exp").and_then(Value::as_u64);
+            let report = serde_json::json!({
+                "header": jwt.header,
+                "claims": jwt.claims,
+                "expires_at": exp,
+                "seconds_left": exp.map(|exp| i128::from(exp) - i128::from(now)),
+                "expired": exp.map(|exp| exp <= now),
+                "signature_verified": false,
+            });
+            output::line(serde_json::to_string_pretty(&report).unwrap_or_default());
+        }
+    }
+    Ok(())
 }
 
 /// The token without `Authorization:`, `Bearer` or surrounding whitespace.

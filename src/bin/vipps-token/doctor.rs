@@ -1,5 +1,6 @@
 //! `doctor`: a preflight to run when something is wrong. One line per check, `ok`, `warn`
-//! or `fail`, each saying what to do; exit 1 when a check fails. No line shows a secret.
+//! or `fail`, each saying what to do (or one JSON document with `--output json`); exit 8
+//! when a check fails. No line shows a secret.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,14 +9,11 @@ use vipps_access_token::{
 };
 
 use crate::{
-    args::{DoctorArgs, Env},
-    failure::Failure,
+    args::{CallerArgs, DoctorArgs, Env, ReportFormat},
+    failure::{CHECK_FAILED, Failure},
     fetch::Session,
-    keys,
+    keys, output,
 };
-
-/// Exit code: a check failed.
-const CHECK_FAILED: u8 = 1;
 /// Clocks further apart than this earn a warning.
 const SKEW_WARNING: Duration = Duration::from_secs(60);
 
@@ -27,9 +25,12 @@ enum Status {
     Fail,
 }
 
-/// The lines printed so far, and whether any failed.
+/// The checks so far, and how many failed. Text lines are printed as each check ends (a
+/// slow check shows what came before it); JSON at the end.
 struct Report {
+    format: ReportFormat,
     failed: usize,
+    checks: Vec<serde_json::Value>,
 }
 
 impl Report {
@@ -42,18 +43,49 @@ impl Report {
                 "fail"
             }
         };
-        println!("{label:<5} {check:<13} {}", message.as_ref());
+        let message = message.as_ref();
+        match self.format {
+            ReportFormat::Text => output::line(format!("{label:<5} {check:<13} {message}")),
+            ReportFormat::Json => self.checks.push(serde_json::json!({
+                "check": check,
+                "status": label,
+                "message": message,
+            })),
+        }
+    }
+
+    /// Prints the JSON document, when that is the form asked for.
+    fn finish(&self) {
+        if self.format == ReportFormat::Json {
+            let document = serde_json::json!({ "checks": self.checks, "failed": self.failed });
+            output::line(serde_json::to_string_pretty(&document).unwrap_or_default());
+        }
     }
 }
 
 /// Runs every check that applies, in order; later checks are skipped when they depend on
 /// one that failed.
 pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
-    let mut report = Report { failed: 0 };
+    let mut report = Report {
+        format: args.output,
+        failed: 0,
+        checks: Vec::new(),
+    };
     // The store's settings first: a missing or bad sealing key fails by name before any
     // request is sent.
     let store = open_store(&mut report, args.store.store.as_deref());
-    let session = Session::open(&args.target, &args.caller, None).await?;
+    // A malformed MSN is a check that fails, reported with the others, not a usage error:
+    // the client is built without it.
+    let msn_ok = args
+        .caller
+        .msn
+        .as_deref()
+        .is_none_or(|msn| MerchantSerialNumber::new(msn).is_ok());
+    let caller = CallerArgs {
+        msn: args.caller.msn.clone().filter(|_| msn_ok),
+        ..args.caller.clone()
+    };
+    let session = Session::open(&args.target, &caller, None).await?;
     let credentials = check_credentials(&mut report, &args, &session);
     check_msn(&mut report, args.caller.msn.as_deref());
     if let Some(credentials) = &credentials {
@@ -63,6 +95,7 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     if let Some(store) = store {
         check_store(&mut report, store).await;
     }
+    report.finish();
     match report.failed {
         0 => Ok(()),
         n => Err(Failure::new(
@@ -167,7 +200,10 @@ async fn check_token(
     credentials: &StandardCredentials,
 ) {
     let base_url = session.client.base_url();
-    let environment = describe(args.target.env, args.target.base_url.is_some());
+    let environment = describe(
+        args.target.env_or(Env::Test),
+        args.target.base_url.is_some(),
+    );
     match session.client.standard_token(credentials).await {
         Ok(token) => {
             let hours = token.expires_in().as_secs_f64() / 3600.0;
@@ -177,7 +213,7 @@ async fn check_token(
                 format!("got a token from {environment} ({base_url}), valid {hours:.1} h; subscription key accepted"),
             );
             let looks_like_test = token.expires_in() <= Duration::from_secs(3600);
-            if args.target.env == Env::Production
+            if args.target.env_or(Env::Test) == Env::Production
                 && looks_like_test
                 && args.target.base_url.is_none()
             {
@@ -237,7 +273,7 @@ async fn check_other_environment(
 }
 
 fn other_environment(args: &DoctorArgs) -> Option<Environment> {
-    match (args.target.env, &args.target.base_url) {
+    match (args.target.env_or(Env::Test), &args.target.base_url) {
         (Env::Production, None) => Some(Environment::Test),
         (Env::Test, None) => Some(Environment::Production),
         _ => None,

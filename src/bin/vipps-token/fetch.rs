@@ -8,14 +8,16 @@ use vipps_access_token::{
 
 use crate::{
     args::{CallerArgs, Env, LegacyArgs, PartnerArgs, StandardArgs, Target},
-    failure::{Failure, SERVER_OR_TRANSPORT},
+    failure::{Failure, UNAVAILABLE, USAGE},
     keys, output, progress,
 };
 
-/// A client, and the mock it calls when `--env mock` started one.
+/// A client, the mock it calls when `--env mock` started one, and the `--timeout` that
+/// bounds everything it asks.
 pub struct Session {
     pub client: Client,
     pub mock: Option<MockServer>,
+    pub deadline: std::time::Duration,
 }
 
 impl Session {
@@ -24,16 +26,13 @@ impl Session {
         caller: &CallerArgs,
         partner_token_path: Option<&str>,
     ) -> Result<Self, Failure> {
-        let (base_url, mock) = match (&target.base_url, target.env) {
+        let (base_url, mock) = match (&target.base_url, target.env_or(Env::Test)) {
             (Some(url), _) => (url.clone(), None),
             (None, Env::Test) => (Environment::Test.base_url().to_owned(), None),
             (None, Env::Production) => (Environment::Production.base_url().to_owned(), None),
             (None, Env::Mock) => {
                 let mock = MockServer::start().await.map_err(|error| {
-                    Failure::new(
-                        SERVER_OR_TRANSPORT,
-                        format!("could not start the mock: {error}"),
-                    )
+                    Failure::new(USAGE, format!("could not start the mock: {error}"))
                 })?;
                 (mock.base_url().to_owned(), Some(mock))
             }
@@ -51,6 +50,7 @@ impl Session {
         }
         builder = builder.retry_policy(RetryPolicy {
             max_attempts: target.retries.saturating_add(1),
+            max_total: target.timeout.min(RetryPolicy::default().max_total),
             ..RetryPolicy::default()
         });
         if let Some(path) = partner_token_path {
@@ -59,7 +59,27 @@ impl Session {
         Ok(Self {
             client: builder.build()?,
             mock,
+            deadline: target.timeout,
         })
+    }
+
+    /// Awaits `request` within `--timeout` in all, retries included.
+    pub async fn within_deadline<T>(
+        &self,
+        request: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.deadline, request).await {
+            Ok(result) => result.map_err(Failure::from),
+            Err(_) => Err(Failure::new(
+                UNAVAILABLE,
+                format!(
+                    "no answer from {} within --timeout {} s (retries included): check the \
+                     base URL and the network, or give more time",
+                    self.client.base_url(),
+                    self.deadline.as_secs_f64()
+                ),
+            )),
+        }
     }
 
     /// Waits for `request`, showing progress when it is slow, then prints the token.
@@ -68,6 +88,7 @@ impl Session {
         request: impl Future<Output = Result<AccessToken, Error>>,
         output: crate::args::Output,
     ) -> Result<(), Failure> {
+        let request = self.within_deadline(request);
         let token = progress::while_waiting(self.client.base_url(), request).await?;
         output::print(&token, output)
     }
@@ -81,10 +102,19 @@ pub async fn standard(args: StandardArgs) -> Result<(), Failure> {
     session.finish(request, args.output.output).await
 }
 
-/// `partner-token`.
+/// `partner-token`: production by default, the only environment the partner flow exists in.
 pub async fn partner(args: PartnerArgs) -> Result<(), Failure> {
-    let session = Session::open(&args.target, &args.caller, Some(&args.token_path)).await?;
-    let credentials = keys::partner(&args.keys, session.mock.as_ref())?;
+    let mut target = args.target.clone();
+    let env = target.env_or(Env::Production);
+    if env == Env::Test && target.base_url.is_none() {
+        return Err(Failure::usage(
+            "the partner flow (management and accounting keys) does not exist in the test \
+             environment: use --env production (the default), --env mock, or --base-url",
+        ));
+    }
+    target.env = Some(env);
+    let session = Session::open(&target, &args.caller, Some(&args.token_path)).await?;
+    let credentials = keys::partner(&args.keys.as_keys(), session.mock.as_ref())?;
     let request = session
         .client
         .partner_token(&credentials, args.scope.as_deref());

@@ -68,6 +68,7 @@ pub fn standard(
         defaults
             .as_ref()
             .map(|d| (d.client_id.as_str(), d.client_secret.expose_secret())),
+        "VIPPS_",
     )?;
     let subscription_key = pick(
         subscription_key.subscription_key.as_ref(),
@@ -86,7 +87,7 @@ pub fn standard(
     ))
 }
 
-/// Keys for the partner flow.
+/// Keys for the partner flow, from `VIPPS_PARTNER_CLIENT_ID` and `_SECRET` (or the flags).
 pub fn partner(keys: &KeyArgs, mock: Option<&MockServer>) -> Result<PartnerCredentials, Failure> {
     let defaults = mock.map(MockServer::partner_credentials);
     let (client_id, client_secret) = pair(
@@ -95,14 +96,17 @@ pub fn partner(keys: &KeyArgs, mock: Option<&MockServer>) -> Result<PartnerCrede
         defaults
             .as_ref()
             .map(|d| (d.client_id.as_str(), d.client_secret.expose_secret())),
+        "VIPPS_PARTNER_",
     )?;
     Ok(PartnerCredentials::new(client_id, client_secret))
 }
 
+/// `client_id` and `client_secret`; `variable_prefix` names the variables in errors.
 fn pair(
     keys: &KeyArgs,
     stdin: &mut Stdin,
     defaults: Option<(&str, &str)>,
+    variable_prefix: &str,
 ) -> Result<(String, String), Failure> {
     let client_id = pick(
         keys.client_id.as_ref(),
@@ -110,7 +114,7 @@ fn pair(
         stdin,
         defaults.map(|d| d.0),
         "client_id",
-        "set VIPPS_CLIENT_ID or pass --client-id",
+        &format!("set {variable_prefix}CLIENT_ID or pass --client-id"),
     )?;
     let client_secret = pick(
         keys.client_secret.as_ref(),
@@ -118,7 +122,9 @@ fn pair(
         stdin,
         defaults.map(|d| d.1),
         "client_secret",
-        "set VIPPS_CLIENT_SECRET, pass --client-secret or --client-secret-stdin",
+        &format!(
+            "set {variable_prefix}CLIENT_SECRET, pass --client-secret or --client-secret-stdin"
+        ),
     )?;
     Ok((client_id, client_secret))
 }

@@ -32,12 +32,14 @@ use clap::Parser;
 
 use crate::{
     args::{Cli, Command},
-    failure::{Failure, SERVER_OR_TRANSPORT},
+    failure::{Failure, USAGE},
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    let outcome = run(cli.command);
+    // A report that could not be written outranks the outcome it would have shown.
+    match output::write_failure().map_or(outcome, Err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
@@ -49,12 +51,10 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Mock(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
-    let runtime = runtime.enable_all().build().map_err(|e| {
-        Failure::new(
-            SERVER_OR_TRANSPORT,
-            format!("could not start the runtime: {e}"),
-        )
-    })?;
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(USAGE, format!("could not start the runtime: {e}")))?;
     match command {
         Command::Token(args) if args.store.store.is_some() => runtime.block_on(store::token(args)),
         Command::Token(args) => runtime.block_on(fetch::standard(args)),

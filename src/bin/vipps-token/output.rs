@@ -2,6 +2,7 @@
 
 use std::{
     io::{self, Write},
+    sync::Mutex,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -23,6 +24,9 @@ struct StandardJson<'a> {
     not_before: Option<u64>,
     resource: Option<&'a str>,
     access_token: &'a str,
+    /// Not in the API's answer: when the token expires, in Unix seconds, counted from
+    /// `expires_in` and this machine's clock, so a script need not remember when it asked.
+    expires_at: u64,
 }
 
 /// The partner response.
@@ -31,9 +35,11 @@ struct PartnerJson<'a> {
     access_token: &'a str,
     token_type: &'a str,
     expires_in: u64,
+    /// As in [`StandardJson::expires_at`].
+    expires_at: u64,
 }
 
-/// Prints `token` in the form asked for. A closed stdout (`| head -c0`) is not an error.
+/// Prints `token` in the form asked for.
 pub fn print(token: &AccessToken, output: Output) -> Result<(), Failure> {
     let secret = token.secret().expose_secret();
     let text = match output {
@@ -41,13 +47,44 @@ pub fn print(token: &AccessToken, output: Output) -> Result<(), Failure> {
         Output::Header => format!("Authorization: Bearer {secret}"),
         Output::Json => json(token, secret),
     };
-    match writeln!(io::stdout().lock(), "{text}") {
-        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(Failure::new(
-            OUTPUT,
-            format!("could not write the token to stdout: {error}"),
-        )),
-        _ => Ok(()),
+    line(text);
+    Ok(())
+}
+
+/// The first stdout error other than a closed pipe, kept for the exit code.
+static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Writes `text` and a line break to stdout: see [`text`].
+pub fn line(text: impl std::fmt::Display) {
+    self::text(format!("{text}\n"));
+}
+
+/// Writes `text` to stdout; every subcommand prints through here, so that output errors
+/// are handled alike everywhere. A closed pipe (`| head -c0`) is not an error: the reader
+/// has what it wanted, and the exit code stays the command's outcome. Any other error (a
+/// full disk) is kept, and [`write_failure`] turns it into exit 1.
+pub fn text(text: impl AsRef<str>) {
+    let mut stdout = io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_ref().as_bytes())
+        .and_then(|()| stdout.flush());
+    if let Err(error) = written
+        && error.kind() != io::ErrorKind::BrokenPipe
+    {
+        let mut first = WRITE_ERROR
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        first.get_or_insert_with(|| format!("could not write to stdout: {error}"));
     }
+}
+
+/// Exit 1 if any output could not be written.
+pub fn write_failure() -> Option<Failure> {
+    let error = WRITE_ERROR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    error.map(|message| Failure::new(OUTPUT, message))
 }
 
 fn json(token: &AccessToken, secret: &str) -> String {
@@ -58,6 +95,7 @@ fn json(token: &AccessToken, secret: &str) -> String {
             access_token: secret,
             token_type: token.token_type(),
             expires_in,
+            expires_at: unix(token.expires_at()),
         })
     } else {
         serde_json::to_string_pretty(&StandardJson {
@@ -68,6 +106,7 @@ fn json(token: &AccessToken, secret: &str) -> String {
             not_before: token.server_not_before().map(unix),
             resource: token.resource(),
             access_token: secret,
+            expires_at: unix(token.expires_at()),
         })
     }
     .unwrap_or_default()

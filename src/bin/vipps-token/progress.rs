@@ -25,13 +25,13 @@ pub async fn while_waiting<F: Future>(url: &str, future: F) -> F::Output {
         tokio::select! {
             output = &mut future => {
                 if shown {
-                    eprint!("\r\x1b[2K");
+                    let _ = write!(std::io::stderr(), "\r\x1b[2K");
                 }
                 return output;
             }
             _ = ticks.tick() => {
                 shown = true;
-                eprint!("\rwaiting for {url} ... {}s", started.elapsed().as_secs());
+                let _ = write!(std::io::stderr(), "\rwaiting for {url} ... {}s", started.elapsed().as_secs());
                 let _ = std::io::stderr().flush();
             }
         }

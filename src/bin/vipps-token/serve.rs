@@ -1,6 +1,6 @@
-//! `mock`: the mock Access Token API in the foreground, until Ctrl-C.
+//! `mock`: the mock Access Token API in the foreground, until Ctrl-C or SIGTERM.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use vipps_access_token::{
     Environment, LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH,
@@ -9,7 +9,7 @@ use vipps_access_token::{
 
 use crate::{
     args::MockArgs,
-    failure::{Failure, SERVER_OR_TRANSPORT},
+    failure::{Failure, UNAVAILABLE, USAGE},
 };
 
 /// Runs the mock until Ctrl-C, after printing its base URL and the keys it accepts
@@ -25,14 +25,10 @@ pub async fn run(args: MockArgs) -> Result<(), Failure> {
         .environment(environment)
         .start()
         .await
-        .map_err(|e| {
-            Failure::new(
-                SERVER_OR_TRANSPORT,
-                format!("could not listen on {}: {e}", args.addr),
-            )
-        })?;
+        .map_err(|e| Failure::new(USAGE, format!("could not listen on {}: {e}", args.addr)))?;
     if !args.addr.ip().is_loopback() {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "warning: listening on {}, reachable from the network",
             mock.addr()
         );
@@ -46,23 +42,42 @@ pub async fn run(args: MockArgs) -> Result<(), Failure> {
          serving POST {STANDARD_TOKEN_PATH}, {PARTNER_TOKEN_PATH}, \
          {RENAMED_PARTNER_TOKEN_PATH}, {LEGACY_TOKEN_PATH}\n\
          try: vipps-token token --base-url {url} --client-id {id} ...\n\
-         stop with Ctrl-C",
+         stop with Ctrl-C or SIGTERM",
         url = mock.base_url(),
         id = keys.client_id.as_str(),
         secret = keys.client_secret.expose_secret(),
         key = keys.subscription_key.expose_secret(),
     );
-    let mut stdout = io::stdout().lock();
-    // Nothing to do if stdout is closed: the mock still serves.
-    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
-    drop(stdout);
-    tokio::signal::ctrl_c().await.map_err(|e| {
-        Failure::new(
-            SERVER_OR_TRANSPORT,
-            format!("could not wait for Ctrl-C: {e}"),
-        )
-    })?;
+    let stopped = stop_signal()?;
+    crate::output::line(text);
+    stopped.await;
     mock.shutdown()
         .await
-        .map_err(|e| Failure::new(SERVER_OR_TRANSPORT, format!("the mock failed: {e}")))
+        .map_err(|e| Failure::new(UNAVAILABLE, format!("the mock failed while stopping: {e}")))
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, as a container runtime sends to stop: both stop the mock
+/// cleanly, with exit 0. Listening starts when this is called (before the mock says it is
+/// ready), so a signal sent right after that is never missed.
+fn stop_signal() -> Result<impl Future<Output = ()>, Failure> {
+    let failed =
+        |e: std::io::Error| Failure::new(USAGE, format!("could not wait for a stop signal: {e}"));
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(failed)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(failed)?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }

@@ -1,17 +1,12 @@
 //! `vipps-token spec diff`: what changed between two OpenAPI specs, and the exit code
 //! that says whether any of it is breaking.
 
-use std::io::Write;
-
 use vipps_access_token::spec_diff::{Format, diff_files};
 
 use crate::{
     args::{SpecCommand, SpecFormat},
-    failure::{Failure, OUTPUT, USAGE},
+    failure::{Failure, SPEC_CHANGES, USAGE},
 };
-
-/// Exit code of `spec diff`: at least one change is breaking.
-const BREAKING: u8 = 1;
 
 /// Runs a `spec` subcommand.
 pub fn run(command: SpecCommand) -> Result<(), Failure> {
@@ -23,15 +18,11 @@ pub fn run(command: SpecCommand) -> Result<(), Failure> {
         SpecFormat::Markdown => Format::Markdown,
         SpecFormat::Json => Format::Json,
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(report.render(format).as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::new(OUTPUT, format!("cannot write the report: {e}")))?;
+    crate::output::text(report.render(format));
     if report.has_breaking() {
         let summary = &report.summary;
         return Err(Failure::new(
-            BREAKING,
+            SPEC_CHANGES,
             format!(
                 "{} breaking change(s) for clients ({} absorbed by the crate); see the report",
                 summary.breaking, summary.breaking_absorbed_by_crate

@@ -60,6 +60,7 @@ pub async fn token(args: StandardArgs) -> Result<(), Failure> {
             .store(store)
             .build();
     let request = async { provider.token().await.map(|token| (*token).clone()) };
+    let request = session.within_deadline(request);
     let token = progress::while_waiting(session.client.base_url(), request).await?;
     output::print(&token, args.output.output)
 }
