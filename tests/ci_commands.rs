@@ -1,0 +1,181 @@
+//! The commands the docs tell users to run in CI, run here as written, so that they can
+//! never silently check nothing again: the live conformance command (README, the ignored
+//! test's message, the weekly workflow) and the upstream spec-diff workflow's step. Each
+//! must pass against a server or spec that conforms, and fail against one that does not.
+#![cfg(feature = "cli")]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use vipps_access_token::mock::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer,
+};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The live conformance command, as the README gives it.
+const LIVE_COMMAND: &str = "cargo test --features conformance --test live_conformance -- --ignored";
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join(path)).expect(path)
+}
+
+/// The workflow's steps, by name: `(name, run)`.
+fn workflow_steps(path: &str) -> Vec<(String, String)> {
+    let workflow: serde_yaml::Value = serde_yaml::from_str(&read(path)).expect("YAML");
+    let jobs = workflow["jobs"].as_mapping().expect("jobs");
+    jobs.values()
+        .flat_map(|job| job["steps"].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|step| {
+            let name = step["name"].as_str()?.to_owned();
+            let run = step["run"].as_str()?.to_owned();
+            Some((name, run))
+        })
+        .collect()
+}
+
+#[test]
+fn the_live_command_is_the_same_everywhere_it_is_documented() {
+    assert!(read("README.md").contains(LIVE_COMMAND), "README.md");
+    assert!(
+        read("tests/live_conformance.rs").contains(&format!("run `{LIVE_COMMAND}`")),
+        "the #[ignore] message"
+    );
+    let steps = workflow_steps(".github/workflows/live-conformance.yml");
+    assert!(
+        steps.iter().any(|(_, run)| run.trim() == LIVE_COMMAND),
+        "the workflow runs {LIVE_COMMAND}: {steps:?}"
+    );
+}
+
+/// The target dir this test binary was built in (`target/debug/deps/ci_commands-*`), so
+/// the nested cargo reuses what is built.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/debug/deps")
+        .to_owned()
+}
+
+/// Runs [`LIVE_COMMAND`] with the live test's variables pointing at `base_url`.
+fn run_live_command(base_url: &str) -> Output {
+    let mut words = LIVE_COMMAND.split_whitespace();
+    assert_eq!(words.next(), Some("cargo"));
+    Command::new(env!("CARGO"))
+        .args(words)
+        .current_dir(ROOT)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("VIPPS_CONFORMANCE_BASE_URL", base_url)
+        .env("VIPPS_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("VIPPS_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env("VIPPS_SUBSCRIPTION_KEY", DEFAULT_SUBSCRIPTION_KEY)
+        .env("VIPPS_PARTNER_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("VIPPS_PARTNER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .output()
+        .expect("cargo runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_command_passes_against_the_mock_and_fails_against_a_wrong_server() {
+    let mock = MockServer::start().await.unwrap();
+    let url = mock.base_url().to_owned();
+    let passing = tokio::task::spawn_blocking(move || run_live_command(&url))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&passing.stdout);
+    assert!(
+        passing.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&passing.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "it ran the live test: {stdout}"
+    );
+
+    // Every answer a 200 without access_token: the deployment deviates.
+    mock.fail_all(
+        200,
+        r#"{"token_type": "Bearer", "expires_in": "3600", "resource": "r"}"#,
+    );
+    let url = mock.base_url().to_owned();
+    let failing = tokio::task::spawn_blocking(move || run_live_command(&url))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&failing.stdout);
+    assert!(
+        !failing.status.success(),
+        "a wrong server must fail it: {stdout}"
+    );
+    assert!(stdout.contains("deviates from the docs"), "{stdout}");
+}
+
+/// The binary under test (see `tests/cli.rs`).
+fn bin() -> String {
+    std::env::var("VIPPS_TOKEN_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipps-token").to_owned())
+}
+
+/// Runs the upstream-spec workflow's diff step as GitHub would: bash, in a checkout with
+/// the built binary at `target/debug/vipps-token`, the downloaded spec in `$RUNNER_TEMP`.
+fn run_spec_step(upstream: &Path) -> (Option<i32>, String) {
+    let steps = workflow_steps(".github/workflows/upstream-spec.yml");
+    let (_, script) = steps
+        .iter()
+        .find(|(name, _)| name.starts_with("spec diff"))
+        .expect("the spec diff step");
+    let checkout = tempdir();
+    let runner_temp = tempdir();
+    std::fs::create_dir_all(checkout.join("target/debug")).unwrap();
+    std::os::unix::fs::symlink(bin(), checkout.join("target/debug/vipps-token")).unwrap();
+    std::os::unix::fs::symlink(Path::new(ROOT).join("openapi"), checkout.join("openapi")).unwrap();
+    std::fs::copy(upstream, runner_temp.join("upstream.yaml")).unwrap();
+    let summary = runner_temp.join("summary.md");
+    let output = Command::new("bash")
+        .args(["-e", "-c", script])
+        .current_dir(&checkout)
+        .env("RUNNER_TEMP", &runner_temp)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("bash runs");
+    let report = std::fs::read_to_string(&summary).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&checkout);
+    let _ = std::fs::remove_dir_all(&runner_temp);
+    (output.status.code(), report)
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "vipps-ci-commands-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_spec_workflow_step_passes_on_no_change_and_fails_on_a_breaking_one() {
+    let bundled = Path::new(ROOT).join("openapi/access-token.yaml");
+    let (code, report) = run_spec_step(&bundled);
+    assert_eq!(code, Some(0), "no change: {report}");
+    assert!(!report.is_empty(), "the report goes to the job summary");
+
+    // The bundled spec without its only operation: breaking for every client.
+    let spec: serde_yaml::Value = serde_yaml::from_str(&read("openapi/access-token.yaml")).unwrap();
+    let mut broken = spec.clone();
+    broken["paths"] = serde_yaml::Value::Mapping(Default::default());
+    let dir = tempdir();
+    let upstream = dir.join("upstream.yaml");
+    std::fs::write(&upstream, serde_yaml::to_string(&broken).unwrap()).unwrap();
+    let (code, report) = run_spec_step(&upstream);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        code.is_some_and(|code| code != 0),
+        "a removed path fails the job: {report}"
+    );
+    assert!(report.contains("api-path-removed"), "{report}");
+}
