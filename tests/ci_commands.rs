@@ -179,3 +179,54 @@ fn the_spec_workflow_step_passes_on_no_change_and_fails_on_a_breaking_one() {
     );
     assert!(report.contains("api-path-removed"), "{report}");
 }
+
+#[test]
+fn the_readme_takes_its_figures_from_benchmarks() {
+    // Figures live in BENCHMARKS.md alone, so the two can never disagree.
+    let readme = read("README.md");
+    let figure = regex_free_find(&readme, &["times a bare", "x a bare", " ns per"]);
+    assert_eq!(
+        figure, None,
+        "a performance figure in README.md: move it to BENCHMARKS.md"
+    );
+}
+
+/// The first of `needles` found in `text`, with its line.
+fn regex_free_find(text: &str, needles: &[&str]) -> Option<String> {
+    text.lines()
+        .find(|line| needles.iter().any(|needle| line.contains(needle)))
+        .map(str::to_owned)
+}
+
+#[test]
+fn the_help_and_the_readme_carry_the_same_exit_codes() {
+    let help = Command::new(bin())
+        .arg("--help")
+        .output()
+        .expect("the binary runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let readme = read("README.md");
+    for code in 0..=8 {
+        let in_help = help
+            .lines()
+            .find(|line| line.trim_start().starts_with(&format!("{code}  ")))
+            .unwrap_or_else(|| panic!("exit code {code} in --help:\n{help}"));
+        let in_readme = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| {code} | ")))
+            .unwrap_or_else(|| panic!("exit code {code} in the README's table"));
+        // The first few words agree: the two say the same thing.
+        let words = |line: &str, skip: usize| -> Vec<String> {
+            line.split_whitespace()
+                .skip(skip)
+                .map(|w| {
+                    w.trim_matches(|c: char| !c.is_alphanumeric())
+                        .to_lowercase()
+                })
+                .filter(|w| !w.is_empty())
+                .take(3)
+                .collect()
+        };
+        assert_eq!(words(in_help, 1), words(in_readme, 3), "exit code {code}");
+    }
+}
