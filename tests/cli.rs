@@ -70,7 +70,7 @@ fn secrets_in(args: &[String], env: &[(&'static str, String)]) -> Vec<String> {
     secrets
 }
 
-/// Runs the binary with only the given `VIPPS_*` variables and `stdin`, off the runtime
+/// Runs the binary with only the given `VIPPS_*` variables, a cache of its own and `stdin`, off the runtime
 /// so that the in-process mock keeps serving. Checks that stderr holds no secret, and
 /// stdout none but a token.
 async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Run {
@@ -87,6 +87,9 @@ async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Ru
         for name in VARIABLES {
             command.env_remove(name);
         }
+        // Token commands cache by default: in a directory of this run, never the real home.
+        let cache = tempfile::tempdir().expect("a temporary directory");
+        command.env("XDG_CACHE_HOME", cache.path());
         command.envs(env);
         let mut child = command.spawn().expect("the binary starts");
         let mut input = child.stdin.take().expect("stdin");

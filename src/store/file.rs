@@ -98,12 +98,16 @@ impl FileTokenStore {
     /// cannot be created (a read-only disk, no permission).
     pub fn new(dir: impl Into<PathBuf>, config: StoreConfig) -> Result<Self, StoreError> {
         let dir = dir.into();
-        create_private_dir(&dir).map_err(|error| {
-            StoreError::Unavailable(format!(
-                "cannot create the token cache directory {}: {error}",
-                dir.display()
-            ))
-        })?;
+        match create_private_dir(&dir) {
+            // A file in its place: `check_private` says so.
+            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot create the token cache directory {}: {error}",
+                    dir.display()
+                )));
+            }
+            _ => {}
+        }
         check_private(&dir)?;
         Ok(Self {
             dir,

@@ -41,15 +41,19 @@ pub enum Command {
     /// Work with OpenAPI specs: `spec diff OLD NEW`.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// The token commands' file cache: `cache list`, `cache clear`.
+    #[command(subcommand)]
+    Cache(crate::cache::CacheCommand),
 }
 
-/// A token store shared by many processes.
+/// Where tokens are kept between runs: by default a file cache in
+/// $XDG_CACHE_HOME/vipps-token (else ~/.cache/vipps-token).
 #[derive(Args)]
 pub struct StoreArgs {
     /// Share tokens through this Redis or Valkey (redis:// or rediss://): fetched once
     /// for every process. The sealing key is read from VIPPS_TOKEN_STORE_KEY only (base64
     /// of 32 bytes; never a flag, flags show in `ps`); VIPPS_TOKEN_STORE_PREVIOUS_KEY is
-    /// still read during a rotation.
+    /// still read during a rotation. `file:DIR`: the file cache in DIR instead.
     #[arg(
         long,
         value_name = "URL",
@@ -57,6 +61,9 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub store: Option<String>,
+    /// Keep no token between runs: fetch every time (overrides --store).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `doctor`.
@@ -247,6 +254,8 @@ pub struct PartnerArgs {
     /// The OAuth scope to ask for.
     #[arg(long)]
     pub scope: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `legacy-token`.
@@ -265,6 +274,8 @@ pub struct LegacyArgs {
     /// The product's resource URL, or `recurring`, `invoice-isp`, `invoice-ipp`.
     #[arg(long, value_name = "URL", value_parser = resource)]
     pub resource: LegacyResource,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `conformance`.

@@ -4,11 +4,13 @@
 use std::time::{Duration, SystemTime};
 
 use vipps_access_token::{
-    ClientBuilder, Environment, Error, MerchantSerialNumber, StandardCredentials, store,
+    ClientBuilder, ClientSecret, Environment, Error, MerchantSerialNumber, StandardCredentials,
+    store,
 };
 
 use crate::{
     args::{DoctorArgs, Env},
+    cache::Health,
     failure::Failure,
     fetch::Session,
     keys,
@@ -57,7 +59,8 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
         check_token(&mut report, &args, &session, credentials).await;
     }
     check_clock(&mut report, session.client.base_url(), args.target.timeout).await;
-    check_store(&mut report, args.store.store.as_deref()).await;
+    let secret = credentials.as_ref().map(|c| &c.client_secret);
+    check_store(&mut report, &args, secret).await;
     match report.failed {
         0 => Ok(()),
         n => Err(Failure::new(
@@ -301,16 +304,19 @@ async fn check_clock(report: &mut Report, base_url: &str, timeout: Duration) {
     }
 }
 
-/// The store reachable, and the sealing key able to read what it writes.
-async fn check_store(report: &mut Report, url: Option<&str>) {
-    let Some(url) = url else {
-        return report.line(
-            Status::Ok,
-            "store",
-            "none configured: each process fetches its own tokens (see --store)",
-        );
+/// The store reachable, and the sealing key able to read what it writes; without
+/// `--store`, the file cache the token commands use.
+async fn check_store(report: &mut Report, args: &DoctorArgs, secret: Option<&ClientSecret>) {
+    let Some(url) = args.store.store.as_deref().filter(|_| !args.store.no_cache) else {
+        let (status, message) =
+            match crate::cache::health(&args.store, args.target.env, secret).await {
+                Health::Ok(message) => (Status::Ok, message),
+                Health::Warn(message) => (Status::Warn, message),
+                Health::Fail(message) => (Status::Fail, message),
+            };
+        return report.line(status, "cache", message);
     };
-    let store = match crate::store::try_open(url) {
+    let store = match crate::store::try_open(url, secret) {
         Ok(store) => store,
         Err(message) => return report.line(Status::Fail, "store", message),
     };
