@@ -20,7 +20,7 @@ use std::{
 use base64::Engine as _;
 use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
 use vipps_access_token::{
-    ClientSecret, RefreshPolicy, TokenProvider, TokenSource,
+    Client, ClientSecret, RefreshPolicy, TokenProvider, TokenSource,
     mock::MockServer,
     store::{FileTokenStore, SealingKeys, StoreConfig, StoreError},
 };
@@ -100,11 +100,12 @@ fn config_from_secret() -> StoreConfig {
     )))
 }
 
-/// A provider with a cache of its own over a store opened afresh: what a new process has.
-fn fresh_process(mock: &MockServer, dir: &Path) -> TokenProvider {
+/// A provider with a cache of its own over a store opened afresh (keys derived again):
+/// what a new process has, but for the HTTP client, shared to keep the test quick.
+fn fresh_process(mock: &MockServer, client: &Client, dir: &Path) -> TokenProvider {
     let store = FileTokenStore::new(dir, config_from_secret()).expect("a private directory");
     TokenProvider::builder(
-        mock.client_builder().build().expect("a client"),
+        client.clone(),
         TokenSource::Standard(mock.standard_credentials()),
     )
     .store(Arc::new(store))
@@ -144,9 +145,10 @@ async fn a_thousand_sequential_runs_make_one_upstream_request() {
     let mock = MockServer::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dir = store_dir(cache.path());
-    let first = fresh_process(&mock, &dir).token().await.unwrap();
+    let client = mock.client_builder().build().unwrap();
+    let first = fresh_process(&mock, &client, &dir).token().await.unwrap();
     for _ in 1..1000 {
-        let token = fresh_process(&mock, &dir).token().await.unwrap();
+        let token = fresh_process(&mock, &client, &dir).token().await.unwrap();
         assert_eq!(token.secret(), first.secret());
     }
     assert_eq!(mock.request_count(), 1, "one request for 1000 opens");
