@@ -43,7 +43,7 @@ pub enum Command {
     Spec(SpecCommand),
     /// The token commands' file cache: `cache list`, `cache clear`.
     #[command(subcommand)]
-    Cache(crate::cache::CacheCommand),
+    Cache(CacheCommand),
 }
 
 /// Where tokens are kept between runs: by default a file cache in
@@ -321,6 +321,24 @@ pub struct MockArgs {
     /// Issue 24-hour production tokens instead of 1-hour test tokens.
     #[arg(long)]
     pub production: bool,
+}
+
+/// `cache` subcommands.
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// List the cached tokens: key name, flow and expiry (no token, no key).
+    List(CacheArgs),
+    /// Remove every cached token: the next run of each token command fetches.
+    Clear(CacheArgs),
+}
+
+/// Which cache.
+#[derive(Args)]
+pub struct CacheArgs {
+    /// The cache directory, as given to `--store file:DIR` [default: $XDG_CACHE_HOME/vipps-token,
+    /// else ~/.cache/vipps-token].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {

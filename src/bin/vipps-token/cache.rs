@@ -4,61 +4,29 @@
 
 use std::{
     io::{self, Write},
-    path::PathBuf,
     time::SystemTime,
 };
 
-use clap::{Args, Subcommand};
 use vipps_access_token::{
     ClientSecret, Flow,
     store::{self, FileEntry, StoreError},
 };
 
 use crate::{
-    args::{Env, StoreArgs},
+    args::{CacheCommand, Env, StoreArgs},
     failure::{Failure, OUTPUT},
 };
-
-/// The directory of the cache under the user's cache directory.
-const CACHE_DIR_NAME: &str = "vipps-token";
-
-/// `cache` subcommands.
-#[derive(Subcommand)]
-pub enum CacheCommand {
-    /// List the cached tokens: key name, flow and expiry (no token, no key).
-    List(CacheArgs),
-    /// Remove every cached token: the next run of each token command fetches.
-    Clear(CacheArgs),
-}
-
-/// Which cache.
-#[derive(Args)]
-pub struct CacheArgs {
-    /// The cache directory, as given to `--store file:DIR` [default: $XDG_CACHE_HOME/vipps-token,
-    /// else ~/.cache/vipps-token].
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
-
-/// `$XDG_CACHE_HOME/vipps-token` (when absolute, as the XDG spec asks), else
-/// `$HOME/.cache/vipps-token`; `None` without either.
-pub fn default_dir() -> Option<PathBuf> {
-    let absolute = |name: &str| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|path| path.is_absolute())
-    };
-    absolute("XDG_CACHE_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
-        .map(|base| base.join(CACHE_DIR_NAME))
-}
 
 /// Runs `cache list` or `cache clear`.
 pub fn run(command: CacheCommand) -> Result<(), Failure> {
     let (CacheCommand::List(args) | CacheCommand::Clear(args)) = &command;
-    let dir = args.dir.clone().or_else(default_dir).ok_or_else(|| {
-        Failure::usage("no cache directory: set XDG_CACHE_HOME or HOME, or pass --dir")
-    })?;
+    let dir = args
+        .dir
+        .clone()
+        .or_else(crate::store::default_dir)
+        .ok_or_else(|| {
+            Failure::usage("no cache directory: set XDG_CACHE_HOME or HOME, or pass --dir")
+        })?;
     let store = crate::store::open_file(&dir, None).map_err(unusable)?;
     let text = match command {
         CacheCommand::List(_) => {
@@ -138,7 +106,7 @@ pub async fn health(args: &StoreArgs, env: Env, secret: Option<&ClientSecret>) -
     if env == Env::Mock {
         return Health::Ok("not used with --env mock: its tokens end with the process".to_owned());
     }
-    let Some(dir) = default_dir() else {
+    let Some(dir) = crate::store::default_dir() else {
         return Health::Warn(
             "no cache directory (neither XDG_CACHE_HOME nor HOME is set): each run fetches \
              its own token; set one, or pass --store file:DIR"

@@ -16,7 +16,6 @@ use vipps_access_token::{
 
 use crate::{
     args::{Env, Output, StoreArgs},
-    cache,
     failure::Failure,
     fetch::Session,
     output, progress,
@@ -30,6 +29,8 @@ pub const PREVIOUS_KEY_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREVIOUS_KEY";
 pub const PREFIX_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREFIX";
 /// The scheme of `--store file:DIR`.
 const FILE_SCHEME: &str = "file:";
+/// The directory of the cache under the user's cache directory.
+const CACHE_DIR_NAME: &str = "vipps-token";
 
 /// The store a token command uses, if any: `--store URL`, else the file cache (not with
 /// `--no-cache`, nor for `--env mock`, whose tokens die with the process). A usage error
@@ -53,7 +54,7 @@ pub fn for_token(
             }
         },
         None if env == Env::Mock => return Ok(None),
-        None => match cache::default_dir() {
+        None => match default_dir() {
             Some(dir) => dir,
             None => return Ok(None),
         },
@@ -66,6 +67,19 @@ pub fn for_token(
         }
         Err(error) => Err(Failure::usage(format!("{error}; or pass --no-cache"))),
     }
+}
+
+/// `$XDG_CACHE_HOME/vipps-token` (when absolute, as the XDG spec asks), else
+/// `$HOME/.cache/vipps-token`; `None` without either.
+pub fn default_dir() -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join(CACHE_DIR_NAME))
 }
 
 /// The store at `url` (`redis://`, `rediss://` or `file:DIR`), the error as a message
