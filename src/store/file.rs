@@ -299,15 +299,16 @@ impl FileTokenStore {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(LOCK_MAX_PAUSE);
         }
+        let expires = Instant::now() + ttl;
         lock(&self.leases).insert(
             key.to_owned(),
             HeldLease {
                 holder: holder.to_vec(),
                 _file: file,
-                expires: Instant::now() + ttl,
+                expires,
             },
         );
-        expire_lease_later(Arc::downgrade(&self.leases), key, holder, ttl);
+        expire_lease_later(Arc::downgrade(&self.leases), key, holder, expires);
         Ok(true)
     }
 
@@ -345,20 +346,21 @@ impl FileTokenStore {
     }
 }
 
-/// Releases the lease after `ttl` if `holder` still holds it, on the current runtime (if
-/// any; otherwise the next `put_if_absent` of this store drops it).
+/// Releases the lease at `expires` if `holder` still holds it, on the current runtime (if
+/// any; otherwise the next `put_if_absent` of this store drops it). The moment is fixed
+/// here, not when the task first runs.
 fn expire_lease_later(
     leases: Weak<Mutex<HashMap<String, HeldLease>>>,
     key: &str,
     holder: &[u8],
-    ttl: Duration,
+    expires: Instant,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     let (key, holder) = (key.to_owned(), holder.to_vec());
     runtime.spawn(async move {
-        tokio::time::sleep(ttl).await;
+        tokio::time::sleep_until(expires).await;
         if let Some(leases) = leases.upgrade() {
             let mut leases = lock(&leases);
             if leases.get(&key).is_some_and(|lease| lease.holder == holder) {
