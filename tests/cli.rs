@@ -92,8 +92,8 @@ fn secrets_in(args: &[String], env: &[(&'static str, String)]) -> Vec<String> {
     secrets
 }
 
-/// Runs the binary with only the given `VIPPS_*` variables and `stdin`, off the runtime
-/// so that the in-process mock keeps serving. Checks that stderr holds no secret, and
+/// Runs the binary with only the given `VIPPS_*` variables, a cache of its own and
+/// `stdin`, off the runtime so that the in-process mock keeps serving. Checks that stderr holds no secret, and
 /// stdout none but a token.
 async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Run {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -109,6 +109,9 @@ async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Ru
         for name in VARIABLES {
             command.env_remove(name);
         }
+        // Token commands cache by default: in a directory of this run, never the real home.
+        let cache = tempfile::tempdir().expect("a temporary directory");
+        command.env("XDG_CACHE_HOME", cache.path());
         command.envs(env);
         let mut child = command.spawn().expect("the binary starts");
         let mut input = child.stdin.take().expect("stdin");
@@ -631,7 +634,7 @@ async fn conformance_without_keys_says_what_to_set() {
 async fn doctor_against_the_mock_passes_every_check() {
     let run = run(&["doctor", "--env", "mock"], vec![], "").await;
     assert_eq!(run.code, 0, "{run:?}");
-    for check in ["credentials", "msn", "token", "clock", "store"] {
+    for check in ["credentials", "msn", "token", "clock", "cache"] {
         assert!(
             run.stdout
                 .lines()
@@ -708,6 +711,8 @@ async fn run_with_stdout(args: &[&str], env: Vec<(&'static str, String)>, stdout
         for name in VARIABLES {
             command.env_remove(name);
         }
+        let cache = tempfile::tempdir().expect("a temporary directory");
+        command.env("XDG_CACHE_HOME", cache.path());
         let output = command.envs(env).output().expect("the binary runs");
         Run {
             code: output.status.code().expect("an exit code, not a signal"),

@@ -696,7 +696,7 @@ async fn doctor_fails_on_rejected_keys_and_an_unreachable_store() {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(output.status.code(), Some(8), "a doctor check failed: {stdout}");
     assert!(
         stdout
             .lines()

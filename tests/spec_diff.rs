@@ -581,7 +581,7 @@ mod cli {
     }
 
     #[test]
-    fn a_breaking_change_exits_1_and_json_has_the_documented_fields() {
+    fn a_breaking_change_exits_7_and_json_has_the_documented_fields() {
         let root = "tests/spec_diff/response-property-type-changed";
         let (code, stdout, stderr) = spec_diff(&[
             &format!("{root}/old.yaml"),
@@ -589,7 +589,7 @@ mod cli {
             "--format",
             "json",
         ]);
-        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(code, Some(7), "{stderr}");
         let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
         assert_eq!(json["summary"]["breaking"], 1);
         let change = &json["changes"][0];

@@ -7,9 +7,11 @@
 //! resource). A store that is down, slow, full or holding a record it cannot open is
 //! treated as a miss: the provider warns and fetches directly, it never fails because of it.
 //!
-//! Enable feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
+//! [`FileTokenStore`] keeps the records in a directory on one machine (no server); enable
+//! feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
 //! key-value store with atomic "set if absent" and "delete if equal".
 
+mod file;
 mod identity;
 mod record;
 #[cfg(feature = "redis")]
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+pub use file::{FileEntry, FileTokenStore};
 pub(crate) use identity::TokenIdentity;
 #[cfg(feature = "redis")]
 pub use redis::RedisTokenStore;

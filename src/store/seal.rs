@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
 use super::StoreError;
+use crate::credentials::ClientSecret;
 
 /// The length of a sealing key: 32 bytes, given as base64 (`openssl rand -base64 32`).
 pub const SEALING_KEY_BYTES: usize = 32;
@@ -24,6 +25,9 @@ const VERSION: u8 = 1;
 const KEY_ID_BYTES: usize = 8;
 const NONCE_BYTES: usize = 12;
 const HEADER_BYTES: usize = MAGIC.len() + 1 + KEY_ID_BYTES;
+/// The HKDF label of keys derived from a client secret: a new version makes old records
+/// a miss, never a misread.
+const CLIENT_SECRET_LABEL: &[u8] = b"vipps-access-token/store/client-secret-key/v1";
 
 /// One 32-byte key, with the subkeys derived from it: one to name records, one to seal
 /// them, and a public id so a record says which key sealed it.
@@ -96,6 +100,25 @@ impl SealingKeys {
             zeroize::Zeroize::zeroize(previous);
         }
         keys
+    }
+
+    /// Keys derived from the client secret (HKDF-SHA256, fixed versioned label): no key of
+    /// its own to make, hand out or rotate.
+    ///
+    /// Protects records from whoever can read the store but does not hold the secret (a
+    /// backup, another user, a copied disk): they can neither read a token nor tell whose
+    /// it is. Does not protect from anyone holding the secret: they could mint tokens with
+    /// it anyway. Rotating the secret makes the old records unreadable, a miss and a fetch.
+    /// The file store uses it when no `VIPPS_TOKEN_STORE_KEY` is given; the CLI's Redis
+    /// store does not: a fleet's store is shared over the network, and its own key can be
+    /// rotated or revoked without touching the Vipps MobilePay keys.
+    pub fn from_client_secret(secret: &ClientSecret) -> Self {
+        let mut material = zeroize::Zeroizing::new([0u8; SEALING_KEY_BYTES]);
+        hkdf::Hkdf::<Sha256>::new(None, secret.expose_secret().as_bytes())
+            .expand(CLIENT_SECRET_LABEL, material.as_mut())
+            // 32 bytes is well within HKDF-SHA256's 8160.
+            .unwrap_or_else(|_| unreachable!());
+        Self::new(*material, None)
     }
 
     /// Keys from base64 text (standard alphabet, padded), as in `VIPPS_TOKEN_STORE_KEY`.
@@ -300,6 +323,22 @@ mod tests {
             keys.open("name", b""),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn keys_from_a_client_secret_are_stable_and_differ_by_secret() {
+        let secret = |text: &str| ClientSecret::new(text);
+        let a = SealingKeys::from_client_secret(&secret("Y8Kteew6GE2ZmeycEt6egg=="));
+        let again = SealingKeys::from_client_secret(&secret("Y8Kteew6GE2ZmeycEt6egg=="));
+        let rotated = SealingKeys::from_client_secret(&secret("rotated-secret"));
+        let record = a.seal("name", b"x").unwrap();
+        assert_eq!(again.open("name", &record).unwrap(), b"x");
+        assert!(matches!(
+            rotated.open("name", &record),
+            Err(StoreError::Foreign(_))
+        ));
+        assert_ne!(a.writer().name(b"id"), rotated.writer().name(b"id"));
+        assert!(!format!("{a:?}").contains("Y8Kteew6GE2ZmeycEt6egg=="));
     }
 
     #[test]

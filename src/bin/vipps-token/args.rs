@@ -37,15 +37,19 @@ pub enum Command {
     /// Work with OpenAPI specs: `spec diff OLD NEW`.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// The token commands' file cache: `cache list`, `cache clear`.
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
-/// A token store shared by many processes.
+/// Where tokens are kept between runs: by default a file cache in
+/// $XDG_CACHE_HOME/vipps-token (else ~/.cache/vipps-token).
 #[derive(Args)]
 pub struct StoreArgs {
     /// Share tokens through this Redis or Valkey (redis:// or rediss://): fetched once
     /// for every process. The sealing key is read from VIPPS_TOKEN_STORE_KEY only (base64
     /// of 32 bytes; never a flag, flags show in `ps`); VIPPS_TOKEN_STORE_PREVIOUS_KEY is
-    /// still read during a rotation.
+    /// still read during a rotation. `file:DIR`: the file cache in DIR instead.
     #[arg(
         long,
         value_name = "URL",
@@ -53,6 +57,9 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub store: Option<String>,
+    /// Keep no token between runs: fetch every time (overrides --store).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `doctor`.
@@ -287,6 +294,8 @@ pub struct PartnerArgs {
     /// The OAuth scope to ask for.
     #[arg(long)]
     pub scope: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `legacy-token`.
@@ -305,6 +314,8 @@ pub struct LegacyArgs {
     /// The product's resource URL, or `recurring`, `invoice-isp`, `invoice-ipp`.
     #[arg(long, value_name = "URL", value_parser = resource)]
     pub resource: LegacyResource,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `conformance`.
@@ -366,6 +377,24 @@ pub struct MockArgs {
     /// Issue 24-hour production tokens instead of 1-hour test tokens.
     #[arg(long)]
     pub production: bool,
+}
+
+/// `cache` subcommands.
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// List the cached tokens: key name, flow and expiry (no token, no key).
+    List(CacheArgs),
+    /// Remove every cached token: the next run of each token command fetches.
+    Clear(CacheArgs),
+}
+
+/// Which cache.
+#[derive(Args)]
+pub struct CacheArgs {
+    /// The cache directory, as given to `--store file:DIR` [default: $XDG_CACHE_HOME/vipps-token,
+    /// else ~/.cache/vipps-token].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {

@@ -56,7 +56,7 @@ pub async fn run(args: ConformanceArgs) -> Result<(), Failure> {
         && args.target.env_or(Env::Test) == Env::Test
         && args.target.base_url.is_none()
     {
-        eprintln_quiet(
+        output::note(
             "note: the partner flow does not exist in the test environment; its checks will show what test answers",
         );
     }
@@ -127,10 +127,4 @@ fn json(report: &Report) -> String {
         "passed": report.passed(),
     });
     serde_json::to_string_pretty(&document).unwrap_or_default()
-}
-
-/// A note on stderr; a stderr that cannot be written changes nothing.
-fn eprintln_quiet(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{text}");
 }

@@ -5,11 +5,13 @@
 use std::time::{Duration, SystemTime};
 
 use vipps_access_token::{
-    ClientBuilder, Environment, Error, MerchantSerialNumber, StandardCredentials, store,
+    ClientBuilder, ClientSecret, Environment, Error, MerchantSerialNumber, StandardCredentials,
+    store,
 };
 
 use crate::{
     args::{CallerArgs, DoctorArgs, Env, ReportFormat},
+    cache::Health,
     failure::{CHECK_FAILED, Failure},
     fetch::Session,
     keys, output,
@@ -73,7 +75,7 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     };
     // The store's settings first: a missing or bad sealing key fails by name before any
     // request is sent.
-    let store = open_store(&mut report, args.store.store.as_deref());
+    let store = open_store(&mut report, &args);
     // A malformed MSN is a check that fails, reported with the others, not a usage error:
     // the client is built without it.
     let msn_ok = args
@@ -92,8 +94,11 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
         check_token(&mut report, &args, &session, credentials).await;
     }
     check_clock(&mut report, session.client.base_url(), args.target.timeout).await;
-    if let Some(store) = store {
-        check_store(&mut report, store).await;
+    let secret = credentials.as_ref().map(|c| &c.client_secret);
+    match store {
+        Some(store) => check_store(&mut report, store).await,
+        None if remote_store(&args).is_none() => check_cache(&mut report, &args, secret).await,
+        None => {} // its settings failed, reported first
     }
     report.finish();
     match report.failed {
@@ -342,27 +347,45 @@ async fn check_clock(report: &mut Report, base_url: &str, timeout: Duration) {
     }
 }
 
-/// The store's URL and sealing key, checked without a request; `None` when there is no
-/// store or its settings failed (reported).
+/// The `--store URL` of a shared store (not a `file:` directory), unless `--no-cache`.
+fn remote_store(args: &DoctorArgs) -> Option<&str> {
+    args.store
+        .store
+        .as_deref()
+        .filter(|url| !args.store.no_cache && !url.starts_with("file:"))
+}
+
+/// A shared store's URL and sealing key, checked without a request; `None` when there is
+/// none or its settings failed (reported).
 fn open_store(
     report: &mut Report,
-    url: Option<&str>,
+    args: &DoctorArgs,
 ) -> Option<std::sync::Arc<dyn store::TokenStore>> {
-    let Some(url) = url else {
-        report.line(
-            Status::Ok,
-            "store",
-            "none configured: each process fetches its own tokens (see --store)",
-        );
-        return None;
-    };
-    match crate::store::try_open(url) {
+    let url = remote_store(args)?;
+    match crate::store::try_open(url, None) {
         Ok(store) => Some(store),
         Err(message) => {
             report.line(Status::Fail, "store", message);
             None
         }
     }
+}
+
+/// Without a shared store: the file cache the token commands use (or `--store file:DIR`).
+async fn check_cache(report: &mut Report, args: &DoctorArgs, secret: Option<&ClientSecret>) {
+    if let Some(url) = args.store.store.as_deref().filter(|_| !args.store.no_cache) {
+        match crate::store::try_open(url, secret) {
+            Ok(store) => return check_store(report, store).await,
+            Err(message) => return report.line(Status::Fail, "store", message),
+        }
+    }
+    let env = args.target.env_or(Env::Test);
+    let (status, message) = match crate::cache::health(&args.store, env, secret).await {
+        Health::Ok(message) => (Status::Ok, message),
+        Health::Warn(message) => (Status::Warn, message),
+        Health::Fail(message) => (Status::Fail, message),
+    };
+    report.line(status, "cache", message);
 }
 
 /// The store reachable, and the sealing key able to read what it writes.

@@ -3,13 +3,13 @@
 
 use vipps_access_token::{
     AccessToken, Client, ClientBuilder, Environment, Error, RetryPolicy, SystemHeaders,
-    mock::MockServer,
+    TokenSource, mock::MockServer,
 };
 
 use crate::{
     args::{CallerArgs, Env, LegacyArgs, PartnerArgs, StandardArgs, Target},
     failure::{Failure, UNAVAILABLE, USAGE},
-    keys, output, progress,
+    keys, output, progress, store,
 };
 
 /// A client, the mock it calls when `--env mock` started one, and the `--timeout` that
@@ -98,6 +98,14 @@ impl Session {
 pub async fn standard(args: StandardArgs) -> Result<(), Failure> {
     let session = Session::open(&args.target, &args.caller, None).await?;
     let credentials = keys::standard(&args.keys, &args.subscription_key, session.mock.as_ref())?;
+    if let Some(store) = store::for_token(
+        &args.store,
+        args.target.env_or(Env::Test),
+        &credentials.client_secret,
+    )? {
+        let source = TokenSource::Standard(credentials);
+        return store::fetch_through(&session, store, source, args.output.output).await;
+    }
     let request = session.client.standard_token(&credentials);
     session.finish(request, args.output.output).await
 }
@@ -115,6 +123,11 @@ pub async fn partner(args: PartnerArgs) -> Result<(), Failure> {
     target.env = Some(env);
     let session = Session::open(&target, &args.caller, Some(&args.token_path)).await?;
     let credentials = keys::partner(&args.keys.as_keys(), session.mock.as_ref())?;
+    if let Some(store) = store::for_token(&args.store, env, &credentials.client_secret)? {
+        let scope = args.scope.clone();
+        let source = TokenSource::Partner { credentials, scope };
+        return store::fetch_through(&session, store, source, args.output.output).await;
+    }
     let request = session
         .client
         .partner_token(&credentials, args.scope.as_deref());
@@ -126,6 +139,18 @@ pub async fn partner(args: PartnerArgs) -> Result<(), Failure> {
 pub async fn legacy(args: LegacyArgs) -> Result<(), Failure> {
     let session = Session::open(&args.target, &args.caller, None).await?;
     let credentials = keys::standard(&args.keys, &args.subscription_key, session.mock.as_ref())?;
+    if let Some(store) = store::for_token(
+        &args.store,
+        args.target.env_or(Env::Test),
+        &credentials.client_secret,
+    )? {
+        let resource = args.resource.clone();
+        let source = TokenSource::Legacy {
+            credentials,
+            resource,
+        };
+        return store::fetch_through(&session, store, source, args.output.output).await;
+    }
     let request = session.client.legacy_token(&credentials, &args.resource);
     session.finish(request, args.output.output).await
 }

@@ -10,10 +10,12 @@
 //! vipps-token conformance --env mock                # the documented checks, as a table
 //! VIPPS_TOKEN_STORE_KEY=... vipps-token token --store redis://127.0.0.1:6379  # shared
 //! vipps-token doctor --env mock                     # preflight: ok/warn/fail lines
+//! vipps-token cache list                            # the file cache: names, flows, expiry
 //! vipps-token spec diff openapi/access-token.yaml new.yaml --format markdown
 //! ```
 
 mod args;
+mod cache;
 mod conformance;
 mod decode;
 mod doctor;
@@ -25,6 +27,7 @@ mod progress;
 mod serve;
 mod spec;
 mod store;
+mod store_warnings;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,7 @@ use crate::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    store_warnings::show();
     let outcome = run(cli.command);
     // A report that could not be written outranks the outcome it would have shown.
     match output::write_failure().map_or(outcome, Err) {
@@ -56,7 +60,6 @@ fn run(command: Command) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::new(USAGE, format!("could not start the runtime: {e}")))?;
     match command {
-        Command::Token(args) if args.store.store.is_some() => runtime.block_on(store::token(args)),
         Command::Token(args) => runtime.block_on(fetch::standard(args)),
         Command::PartnerToken(args) => runtime.block_on(fetch::partner(args)),
         Command::LegacyToken(args) => runtime.block_on(fetch::legacy(args)),
@@ -65,5 +68,6 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Conformance(args) => runtime.block_on(conformance::run(args)),
         Command::Doctor(args) => runtime.block_on(doctor::run(args)),
         Command::Spec(spec) => spec::run(spec),
+        Command::Cache(cache) => cache::run(cache),
     }
 }

@@ -78,6 +78,12 @@ pub fn text(text: impl AsRef<str>) {
     }
 }
 
+/// Writes `text` and a line break to stderr; a stderr that cannot be written changes
+/// nothing (the exit code still says what happened), and never panics.
+pub fn note(text: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
 /// Exit 1 if any output could not be written.
 pub fn write_failure() -> Option<Failure> {
     let error = WRITE_ERROR

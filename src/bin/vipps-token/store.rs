@@ -1,14 +1,25 @@
-//! `token --store URL`: tokens shared through Redis by every run of the CLI, sealed with
-//! the key in `VIPPS_TOKEN_STORE_KEY` (never a flag: flags show in `ps`).
+//! Where the token commands keep tokens between runs: by default a file cache in the
+//! user's cache directory, sealed under a key derived from the client secret; with
+//! `--store URL` a Redis shared by many machines (sealed with `VIPPS_TOKEN_STORE_KEY`,
+//! never a flag: flags show in `ps`) or another directory (`file:DIR`); none with
+//! `--no-cache`.
 
-use std::sync::Arc;
-
-use vipps_access_token::{
-    TokenProvider, TokenSource,
-    store::{RedisTokenStore, SealingKeys, StoreConfig, TokenStore},
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
 };
 
-use crate::{args::StandardArgs, failure::Failure, fetch::Session, keys, output, progress};
+use vipps_access_token::{
+    ClientSecret, TokenProvider, TokenSource,
+    store::{FileTokenStore, RedisTokenStore, SealingKeys, StoreConfig, StoreError, TokenStore},
+};
+
+use crate::{
+    args::{Env, Output, StoreArgs},
+    failure::Failure,
+    fetch::Session,
+    output, progress,
+};
 
 /// The sealing key, base64 of 32 bytes.
 pub const KEY_VARIABLE: &str = "VIPPS_TOKEN_STORE_KEY";
@@ -16,51 +27,131 @@ pub const KEY_VARIABLE: &str = "VIPPS_TOKEN_STORE_KEY";
 pub const PREVIOUS_KEY_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREVIOUS_KEY";
 /// Another key prefix than `vipps-access-token:`, to share one Redis between applications.
 pub const PREFIX_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREFIX";
+/// The scheme of `--store file:DIR`.
+const FILE_SCHEME: &str = "file:";
+/// The directory of the cache under the user's cache directory.
+const CACHE_DIR_NAME: &str = "vipps-token";
 
-/// The store at `url`, sealed with the keys from the environment; a usage error (exit 2)
-/// naming the variable when the key is missing or not 32 bytes of base64.
-pub fn open(url: &str) -> Result<Arc<dyn TokenStore>, Failure> {
-    try_open(url).map_err(Failure::usage)
+/// The store a token command uses, if any: `--store URL`, else the file cache (not with
+/// `--no-cache`, nor for `--env mock`, whose tokens die with the process). A usage error
+/// (exit 2) for a bad store setting; a cache that cannot be used now (read-only or full
+/// disk) is a warning, and the token is fetched directly.
+pub fn for_token(
+    args: &StoreArgs,
+    env: Env,
+    secret: &ClientSecret,
+) -> Result<Option<Arc<dyn TokenStore>>, Failure> {
+    if args.no_cache {
+        return Ok(None);
+    }
+    let dir = match &args.store {
+        Some(url) => match url.strip_prefix(FILE_SCHEME) {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                return try_open(url, Some(secret))
+                    .map(Some)
+                    .map_err(Failure::usage);
+            }
+        },
+        None if env == Env::Mock => return Ok(None),
+        None => match default_dir() {
+            Some(dir) => dir,
+            None => return Ok(None),
+        },
+    };
+    match open_file(&dir, Some(secret)) {
+        Ok(store) => Ok(Some(Arc::new(store))),
+        Err(StoreError::Unavailable(reason)) => {
+            output::note(format_args!(
+                "warning: {reason}; fetching without the cache (or pass --no-cache)"
+            ));
+            Ok(None)
+        }
+        Err(error) => Err(Failure::usage(format!("{error}; or pass --no-cache"))),
+    }
 }
 
-/// [`open`], the error as a message that names the variable or flag at fault.
-pub fn try_open(url: &str) -> Result<Arc<dyn TokenStore>, String> {
-    let current = std::env::var(KEY_VARIABLE).map_err(|_| {
+/// `$XDG_CACHE_HOME/vipps-token` (when absolute, as the XDG spec asks), else
+/// `$HOME/.cache/vipps-token`; `None` without either.
+pub fn default_dir() -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join(CACHE_DIR_NAME))
+}
+
+/// The store at `url` (`redis://`, `rediss://` or `file:DIR`), the error as a message
+/// that names the variable or flag at fault. Redis needs `VIPPS_TOKEN_STORE_KEY`; a
+/// directory takes it when given, else a key derived from `secret`.
+pub fn try_open(url: &str, secret: Option<&ClientSecret>) -> Result<Arc<dyn TokenStore>, String> {
+    if let Some(dir) = url.strip_prefix(FILE_SCHEME) {
+        let store = open_file(Path::new(dir), secret).map_err(|e| format!("--store: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    let keys = keys_from_env()?.ok_or_else(|| {
         format!(
             "--store needs a sealing key in {KEY_VARIABLE}: base64 of 32 bytes, the same \
              for every process (make one with `openssl rand -base64 32`)"
         )
     })?;
+    let store =
+        RedisTokenStore::new(url, config(keys)).map_err(|error| format!("--store: {error}"))?;
+    Ok(Arc::new(store))
+}
+
+/// The file store in `dir`: sealed with `VIPPS_TOKEN_STORE_KEY` when given, else with a
+/// key derived from `secret`; without either (listing, clearing) with a throwaway key,
+/// which can list and remove records but opens none.
+pub fn open_file(dir: &Path, secret: Option<&ClientSecret>) -> Result<FileTokenStore, StoreError> {
+    let keys = match (keys_from_env().map_err(StoreError::Config)?, secret) {
+        (Some(keys), _) => keys,
+        (None, Some(secret)) => SealingKeys::from_client_secret(secret),
+        (None, None) => SealingKeys::new(std::array::from_fn(|_| fastrand::u8(..)), None),
+    };
+    FileTokenStore::new(dir, config(keys))
+}
+
+/// The keys in `VIPPS_TOKEN_STORE_KEY` (and the previous one), if given.
+fn keys_from_env() -> Result<Option<SealingKeys>, String> {
+    let Ok(current) = std::env::var(KEY_VARIABLE) else {
+        return Ok(None);
+    };
     let previous = std::env::var(PREVIOUS_KEY_VARIABLE).ok();
-    let keys = SealingKeys::from_base64(
+    SealingKeys::from_base64(
         &current,
         previous.as_deref(),
         KEY_VARIABLE,
         PREVIOUS_KEY_VARIABLE,
     )
-    .map_err(|error| error.to_string())?;
+    .map(Some)
+    .map_err(|error| error.to_string())
+}
+
+fn config(keys: SealingKeys) -> StoreConfig {
     let mut config = StoreConfig::new(keys);
     if let Ok(prefix) = std::env::var(PREFIX_VARIABLE) {
         config.key_prefix = prefix;
     }
-    let store = RedisTokenStore::new(url, config).map_err(|error| format!("--store: {error}"))?;
-    Ok(Arc::new(store))
+    config
 }
 
-/// `token --store URL`: the stored token when another run saved one, otherwise one fetch
-/// for every run asking meanwhile, saved for the next.
-pub async fn token(args: StandardArgs) -> Result<(), Failure> {
-    let url = args.store.store.as_deref().unwrap_or_default();
-    // Before any request: a missing key must not cost a round trip.
-    let store = open(url)?;
-    let session = Session::open(&args.target, &args.caller, None).await?;
-    let credentials = keys::standard(&args.keys, &args.subscription_key, session.mock.as_ref())?;
-    let provider =
-        TokenProvider::builder(session.client.clone(), TokenSource::Standard(credentials))
-            .store(store)
-            .build();
+/// A token through `store`: the stored one when another run saved it, otherwise one
+/// fetch for every run asking meanwhile, saved for the next.
+pub async fn fetch_through(
+    session: &Session,
+    store: Arc<dyn TokenStore>,
+    source: TokenSource,
+    output: Output,
+) -> Result<(), Failure> {
+    let provider = TokenProvider::builder(session.client.clone(), source)
+        .store(store)
+        .build();
     let request = async { provider.token().await.map(|token| (*token).clone()) };
     let request = session.within_deadline(request);
     let token = progress::while_waiting(session.client.base_url(), request).await?;
-    output::print(&token, args.output.output)
+    output::print(&token, output)
 }

@@ -1,0 +1,606 @@
+//! The file token store, the CLI's default cache: real files in a temporary directory, real
+//! `vipps-token` processes where processes matter, upstream requests counted by the
+//! embedded mock. One fetch for many runs, a lock the kernel releases when its holder is
+//! killed, nothing readable at rest, and every bad file or disk fault a miss.
+#![cfg(all(feature = "cli", unix))]
+
+#[path = "support/example_keys.rs"]
+mod example_keys;
+
+use std::{
+    collections::HashSet,
+    fs,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::Output,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
+use vipps_access_token::{
+    Client, ClientSecret, RefreshPolicy, TokenProvider, TokenSource,
+    mock::MockServer,
+    store::{FileTokenStore, SealingKeys, StoreConfig, StoreError, TokenStore},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vipps-token");
+/// The documented example Merchant-Serial-Number.
+const MSN: &str = "123456";
+/// A sealing key given explicitly, base64 of 32 bytes.
+const STORE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// `vipps-token SUBCOMMAND --base-url MOCK` with the example keys, nothing else from this
+/// environment, and `cache` as `XDG_CACHE_HOME`: the store is `cache/vipps-token`.
+fn cli(mock: &MockServer, cache: &Path, subcommand: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .env_clear()
+        .env("XDG_CACHE_HOME", cache)
+        .env("VIPPS_CLIENT_ID", CLIENT_ID)
+        .env("VIPPS_CLIENT_SECRET", CLIENT_SECRET)
+        .env("VIPPS_SUBSCRIPTION_KEY", SUBSCRIPTION_KEY)
+        .env("VIPPS_PARTNER_CLIENT_ID", CLIENT_ID)
+        .env("VIPPS_PARTNER_CLIENT_SECRET", CLIENT_SECRET)
+        .args([subcommand, "--base-url", mock.base_url()])
+        .kill_on_drop(true);
+    command
+}
+
+/// The store directory of a cache.
+fn store_dir(cache: &Path) -> PathBuf {
+    cache.join("vipps-token")
+}
+
+/// The token a successful run printed; panics with its stderr otherwise.
+fn token_of(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    let token = String::from_utf8(output.stdout.clone()).expect("UTF-8");
+    token.trim_end().to_owned()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The record files of a store directory (lease locks and dot files left out).
+fn record_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("the store directory")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            !name.starts_with('.') && !name.ends_with(":lease")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The one record file of a store directory.
+fn the_record(dir: &Path) -> PathBuf {
+    let files = record_files(dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.into_iter().next().unwrap()
+}
+
+/// Waits for `condition`, checking often, for at most 10 s: a wait for an event, not a
+/// sleep for timing.
+async fn until(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "the condition never held");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn config_from_secret() -> StoreConfig {
+    StoreConfig::new(SealingKeys::from_client_secret(&ClientSecret::new(
+        CLIENT_SECRET,
+    )))
+}
+
+/// A provider with a cache of its own over a store opened afresh (keys derived again):
+/// what a new process has, but for the HTTP client, shared to keep the test quick.
+fn fresh_process(mock: &MockServer, client: &Client, dir: &Path) -> TokenProvider {
+    let store = FileTokenStore::new(dir, config_from_secret()).expect("a private directory");
+    TokenProvider::builder(
+        client.clone(),
+        TokenSource::Standard(mock.standard_credentials()),
+    )
+    .store(Arc::new(store))
+    .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_cold_processes_at_once_make_one_upstream_request() {
+    let mock = MockServer::start().await.unwrap();
+    // Slow enough that the other seven start while the first holds the lock.
+    mock.set_delay(Duration::from_millis(300));
+    let cache = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = (0..8)
+        .map(|_| cli(&mock, cache.path(), "token").output())
+        .collect();
+    let outputs = futures_util::future::join_all(runs).await;
+    let tokens: HashSet<String> = outputs
+        .iter()
+        .map(|o| token_of(o.as_ref().unwrap()))
+        .collect();
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "one upstream request for 8 processes"
+    );
+    assert_eq!(tokens.len(), 1, "every process printed the same token");
+    for output in &outputs {
+        let stderr = stderr_of(output.as_ref().unwrap());
+        assert!(!stderr.contains("warning"), "{stderr}");
+    }
+}
+
+/// 1000 sequential runs of the CLI, each a cold process (about 10 ms each on a debug
+/// build), then 1000 fresh stores and providers in this process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sequential_runs_make_one_upstream_request() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let first = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    for _ in 1..1000 {
+        let output = cli(&mock, cache.path(), "token").output().await.unwrap();
+        assert_eq!(token_of(&output), first);
+    }
+    assert_eq!(mock.request_count(), 1, "one request for 1000 runs");
+    let dir = store_dir(cache.path());
+    let client = mock.client_builder().build().unwrap();
+    for _ in 0..1000 {
+        let token = fresh_process(&mock, &client, &dir).token().await.unwrap();
+        assert_eq!(token.secret().expose_secret(), first);
+    }
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "and none for 1000 opens in process"
+    );
+}
+
+/// The holder waits on a slow token endpoint with the lock held; SIGKILL ends it. The
+/// kernel drops its lock at once: the lock is free before anyone waits, and the next run
+/// takes it without the wait that ends in a direct fetch (which warns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_killed_with_sigkill_does_not_hold_up_the_next_run() {
+    let mock = MockServer::start().await.unwrap();
+    mock.set_delay(Duration::from_secs(3600));
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    let mut holder = cli(&mock, cache.path(), "token").spawn().unwrap();
+    // It takes the lock before it asks for a token: its request arriving means it holds it.
+    until(|| mock.request_count() == 1).await;
+    let lease = lease_file(&dir);
+    let file = fs::File::open(&lease).unwrap();
+    assert!(
+        matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
+        "the holder holds the lock"
+    );
+    holder.kill().await.unwrap();
+    assert!(
+        file.try_lock().is_ok(),
+        "the kernel released the dead holder's lock"
+    );
+    drop(file);
+    mock.clear_faults();
+
+    let output = cli(&mock, cache.path(), "token").output().await.unwrap();
+    let token = token_of(&output);
+    assert!(mock.verify_token(&token).is_some());
+    assert!(
+        !stderr_of(&output).contains("bypassed"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "the dead holder's request, then one"
+    );
+    let again = cli(&mock, cache.path(), "token").output().await.unwrap();
+    assert_eq!(token_of(&again), token, "and the next run takes its record");
+    assert_eq!(mock.request_count(), 2);
+}
+
+fn lease_file(dir: &Path) -> PathBuf {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().ends_with(":lease"))
+        .expect("a lease file")
+}
+
+/// Every form a secret could take in the file: the token, the client id, the MSN, the
+/// client secret and the subscription key, as they are and in base64.
+#[tokio::test]
+async fn the_files_hold_no_token_client_id_msn_or_secret_and_are_private() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let output = cli(&mock, cache.path(), "token")
+        .args(["--msn", MSN])
+        .output()
+        .await
+        .unwrap();
+    let token = token_of(&output);
+    let dir = store_dir(cache.path());
+    let base64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let needles = [
+        token.as_str(),
+        CLIENT_ID,
+        MSN,
+        CLIENT_SECRET,
+        SUBSCRIPTION_KEY,
+    ];
+    let mut seen = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for needle in needles {
+            for form in [needle.to_owned(), base64(needle)] {
+                assert!(!contains(&bytes, form.as_bytes()), "{name} holds a secret");
+                assert!(!name.contains(&form), "{name} names a secret");
+            }
+        }
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+        seen += 1;
+    }
+    assert!(seen >= 2, "a record and its lease file at least");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[tokio::test]
+async fn a_directory_others_can_write_is_refused_with_what_to_do() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    fs::create_dir(&dir).unwrap();
+    for mode in [0o777, 0o770, 0o702] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let refused = FileTokenStore::new(&dir, config_from_secret()).unwrap_err();
+        assert!(matches!(refused, StoreError::Config(_)), "{refused:?}");
+        let output = cli(&mock, cache.path(), "token").output().await.unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("chmod 700"), "{stderr}");
+        assert!(stderr.contains("--no-cache"), "{stderr}");
+    }
+    assert_eq!(mock.request_count(), 0, "refused before any request");
+    let output = cli(&mock, cache.path(), "token")
+        .arg("--no-cache")
+        .output()
+        .await
+        .unwrap();
+    token_of(&output);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let not_a_dir = FileTokenStore::new(file.path(), config_from_secret()).unwrap_err();
+    assert!(
+        not_a_dir.to_string().contains("not a directory"),
+        "{not_a_dir}"
+    );
+}
+
+/// Each damaged record: the run warns, fetches, and replaces it with a good one, which the
+/// run after it takes without a request.
+#[tokio::test]
+async fn corrupt_truncated_and_foreign_files_are_misses_with_a_warning_then_replaced() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let record = the_record(&dir);
+    let good = fs::read(&record).unwrap();
+    // A record sealed under another key, at this record's name: foreign.
+    let other = tempfile::tempdir().unwrap();
+    token_of(
+        &cli(&mock, other.path(), "token")
+            .env("VIPPS_TOKEN_STORE_KEY", STORE_KEY)
+            .output()
+            .await
+            .unwrap(),
+    );
+    let foreign = fs::read(the_record(&store_dir(other.path()))).unwrap();
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let mut future_format = good.clone();
+    future_format[4] = 99;
+    let damaged: [(&str, Vec<u8>); 6] = [
+        ("garbage", b"not a cache file at all".to_vec()),
+        ("empty", Vec::new()),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("flipped", flipped),
+        ("foreign key", foreign),
+        ("future format", future_format),
+    ];
+    let mut requests = mock.request_count();
+    for (what, bytes) in damaged {
+        fs::write(&record, &bytes).unwrap();
+        let output = cli(&mock, cache.path(), "token").output().await.unwrap();
+        token_of(&output);
+        let stderr = stderr_of(&output);
+        assert!(
+            stderr.contains("warning: vipps token store bypassed"),
+            "{what}: {stderr}"
+        );
+        assert!(!stderr.contains(CLIENT_SECRET), "{what}: {stderr}");
+        requests += 1;
+        assert_eq!(mock.request_count(), requests, "{what}: a miss, one fetch");
+        assert_ne!(fs::read(&record).unwrap(), bytes, "{what}: replaced");
+        let next = cli(&mock, cache.path(), "token").output().await.unwrap();
+        token_of(&next);
+        assert!(stderr_of(&next).is_empty(), "{what}: {}", stderr_of(&next));
+        assert_eq!(
+            mock.request_count(),
+            requests,
+            "{what}: the replacement is read"
+        );
+    }
+}
+
+/// An expired file is the normal end of a cached token: a miss, then replaced. A token
+/// with less than the expiry margin left is never served, whatever its file says.
+#[tokio::test]
+async fn expired_files_and_tokens_within_the_margin_are_never_served() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    let first = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let record = the_record(&dir);
+    let mut expired = fs::read(&record).unwrap();
+    // The header's expiry (Unix milliseconds, after magic and version): 1970.
+    expired[5..13].copy_from_slice(&1u64.to_be_bytes());
+    fs::write(&record, &expired).unwrap();
+    let second = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    assert_eq!(mock.request_count(), 2, "expired: fetched again");
+    assert_ne!(first, second);
+    assert_ne!(fs::read(&record).unwrap(), expired, "replaced");
+
+    // The mock's tokens live an hour: with a margin of two, none in the store will do.
+    let strict = RefreshPolicy {
+        expiry_margin: Duration::from_secs(7200),
+        ..RefreshPolicy::default()
+    };
+    let store = FileTokenStore::new(&dir, config_from_secret()).unwrap();
+    let provider = TokenProvider::builder(
+        mock.client_builder().build().unwrap(),
+        TokenSource::Standard(mock.standard_credentials()),
+    )
+    .refresh_policy(strict)
+    .store(Arc::new(store))
+    .build();
+    let _ = provider.token().await;
+    assert_eq!(
+        mock.request_count(),
+        3,
+        "a stored token inside the margin is a miss"
+    );
+}
+
+/// A directory this user cannot write: a chmod 0500 directory, or for root (which writes
+/// anywhere) one of sysfs. Every run fetches directly and says why; nothing breaks.
+#[tokio::test]
+async fn an_unwritable_directory_degrades_to_a_direct_fetch_with_a_warning() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).unwrap();
+    let unwritable = if fs::write(dir.join("probe"), b"x").is_ok() {
+        PathBuf::from("/sys/kernel") // this user ignores modes: sysfs refuses new files
+    } else {
+        dir.clone()
+    };
+    for run in 1..=2 {
+        let output = cli(&mock, cache.path(), "token")
+            .arg("--store")
+            .arg(format!("file:{}", unwritable.display()))
+            .output()
+            .await
+            .unwrap();
+        let token = token_of(&output);
+        assert!(mock.verify_token(&token).is_some());
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains("warning"), "{stderr}");
+        assert!(stderr.contains("fetching directly"), "{stderr}");
+        assert_eq!(mock.request_count(), run, "each run fetches directly");
+    }
+    // The default cache under a parent where nothing can be created: a warning, a token.
+    let output = cli(&mock, Path::new("/proc/self/no-such-dir"), "token")
+        .output()
+        .await
+        .unwrap();
+    token_of(&output);
+    assert!(
+        stderr_of(&output).contains("without the cache"),
+        "{}",
+        stderr_of(&output)
+    );
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// Key names cover the MSN and the sealing keys: a token for one is never served for the
+/// other, and each is still found again by its own.
+#[tokio::test]
+async fn another_msn_or_another_key_set_never_gets_the_token() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let plain = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let with_msn = token_of(
+        &cli(&mock, cache.path(), "token")
+            .args(["--msn", MSN])
+            .output()
+            .await
+            .unwrap(),
+    );
+    let with_key = token_of(
+        &cli(&mock, cache.path(), "token")
+            .env("VIPPS_TOKEN_STORE_KEY", STORE_KEY)
+            .output()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(mock.request_count(), 3, "three identities, three fetches");
+    let distinct: HashSet<&String> = [&plain, &with_msn, &with_key].into_iter().collect();
+    assert_eq!(distinct.len(), 3);
+    let again = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let again_msn = token_of(
+        &cli(&mock, cache.path(), "token")
+            .args(["--msn", MSN])
+            .output()
+            .await
+            .unwrap(),
+    );
+    assert_eq!((again, again_msn), (plain, with_msn));
+    assert_eq!(mock.request_count(), 3, "each found again by its own");
+    assert_eq!(record_files(&store_dir(cache.path())).len(), 3);
+}
+
+#[tokio::test]
+async fn every_token_command_caches_and_cache_list_and_clear_show_and_remove() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        for (subcommand, extra) in [
+            ("token", None),
+            ("partner-token", None),
+            ("legacy-token", Some(["--resource", "recurring"])),
+        ] {
+            let mut command = cli(&mock, cache.path(), subcommand);
+            command.args(extra.iter().flatten());
+            token_of(&command.output().await.unwrap());
+        }
+    }
+    assert_eq!(
+        mock.request_count(),
+        3,
+        "one fetch per flow for two runs each"
+    );
+
+    let list = cli_cache(cache.path(), "list").await;
+    let text = token_of(&list);
+    for flow in ["standard", "partner", "legacy"] {
+        assert_eq!(text.matches(&format!("  {flow} ")).count(), 1, "{text}");
+    }
+    assert_eq!(text.matches("vipps-access-token:").count(), 3, "{text}");
+    assert_eq!(text.matches("expires 20").count(), 3, "{text}");
+    for secret in [CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY] {
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    let clear = token_of(&cli_cache(cache.path(), "clear").await);
+    assert!(clear.starts_with("removed 3 cached tokens"), "{clear}");
+    let empty = token_of(&cli_cache(cache.path(), "list").await);
+    assert!(empty.starts_with("no cached tokens"), "{empty}");
+    token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    assert_eq!(mock.request_count(), 4, "cleared: the next run fetches");
+}
+
+/// `vipps-token cache SUBCOMMAND` with only `XDG_CACHE_HOME`: listing needs no keys.
+async fn cli_cache(cache: &Path, subcommand: &str) -> Output {
+    tokio::process::Command::new(BIN)
+        .env_clear()
+        .env("XDG_CACHE_HOME", cache)
+        .args(["cache", subcommand])
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn doctor_reports_the_cache_path_and_health() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    let output = cli(&mock, cache.path(), "doctor").output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" cache "))
+        .expect(&stdout);
+    assert!(line.starts_with("ok"), "{line}");
+    assert!(line.contains(&dir.display().to_string()), "{line}");
+    assert!(record_files(&dir).is_empty(), "the probe record is removed");
+
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let output = cli(&mock, cache.path(), "doctor").output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_ne!(output.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" cache "))
+        .expect(&stdout);
+    assert!(
+        line.starts_with("fail") && line.contains("chmod 700"),
+        "{line}"
+    );
+}
+
+/// The lease in one process's terms: one holder at a time, released at once by its
+/// holder's value only, and a lease its holder forgot (a cancelled task) ends with its TTL,
+/// as in Redis. On tokio's paused clock: waiting on the lock costs no real time.
+#[tokio::test(start_paused = true)]
+async fn a_lease_has_one_holder_and_a_forgotten_one_ends_with_its_ttl() {
+    let cache = tempfile::tempdir().unwrap();
+    let a = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let b = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let ttl = Duration::from_secs(10);
+    let lease = "vipps-access-token:test:lease";
+    assert!(a.put_if_absent(lease, b"a", ttl).await.unwrap());
+    assert!(
+        !b.put_if_absent(lease, b"b", ttl).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        !a.delete_if_equal(lease, b"b").await.unwrap(),
+        "not b's to release"
+    );
+    assert!(a.delete_if_equal(lease, b"a").await.unwrap());
+    assert!(
+        b.put_if_absent(lease, b"b", ttl).await.unwrap(),
+        "free at once"
+    );
+    tokio::time::advance(ttl + Duration::from_secs(1)).await;
+    assert!(
+        a.put_if_absent(lease, b"a", ttl).await.unwrap(),
+        "b forgot it: free after its TTL"
+    );
+    assert!(
+        !b.delete_if_equal(lease, b"b").await.unwrap(),
+        "b's lease is gone"
+    );
+}
+
+/// The store's `Debug` and its errors show the directory and the keys' public ids, never
+/// a key; a probe record is written, read back and removed.
+#[tokio::test]
+async fn the_store_shows_no_key_and_passes_its_probe() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains(&cache.path().display().to_string()),
+        "{shown}"
+    );
+    assert!(!shown.contains(CLIENT_SECRET), "{shown}");
+    vipps_access_token::store::probe(&store).await.unwrap();
+    assert!(
+        store.entries().unwrap().is_empty(),
+        "the probe record is removed"
+    );
+}
