@@ -19,7 +19,7 @@ use captured_logs::CapturedLogs;
 use redis::AsyncCommands;
 use redis_server::RedisServer;
 use vipps_access_token::{
-    TokenProvider, TokenSource,
+    RetryPolicy, TokenProvider, TokenSource,
     mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},
     store::{RedisTokenStore, SealingKeys, StoreConfig, TokenStore},
 };
@@ -30,7 +30,6 @@ fn config(key: u8, previous: Option<u8>) -> StoreConfig {
     let mut config = StoreConfig::new(SealingKeys::new([key; 32], previous.map(|p| [p; 32])));
     // Generous for a loaded CI machine; the slow-store test sets its own.
     config.operation_timeout = Duration::from_secs(2);
-    config.lease_ttl = Duration::from_secs(5);
     config
 }
 
@@ -71,7 +70,7 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 /// The names of the token records (not leases) in the store.
 async fn record_names(server: &RedisServer) -> Vec<String> {
     let mut names: Vec<String> = raw(server).await.keys(format!("{PREFIX}*")).await.unwrap();
-    names.retain(|name| !name.ends_with(":lease"));
+    names.retain(|name| !name.ends_with(":lease") && !name.ends_with(":failed"));
     names.sort();
     names
 }
@@ -447,6 +446,98 @@ fn a_lease_holder_killed_mid_fetch_is_replaced_by_exactly_one_process() {
     );
 }
 
+/// A fetch dropped with its runtime (a serverless instance frozen, a test's runtime
+/// ending) could not give its lease back. The same process's next call must not wait that
+/// lease out: it knows the holder is its own dead fetch and takes the lease over at once.
+#[test]
+fn a_process_does_not_wait_for_the_lease_of_its_own_dropped_fetch() {
+    let server = redis_or_skip!("a_process_does_not_wait_for_the_lease_of_its_own_dropped_fetch");
+    let long = || {
+        let mut long = config(1, None);
+        long.lease_ttl = Duration::from_secs(6);
+        long
+    };
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = main.block_on(MockServer::start()).unwrap();
+    mock.set_delay(Duration::from_secs(30));
+    let dropped = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dropped_provider = process(&mock, &store(&server, long()));
+    let fetching = dropped.spawn(async move { dropped_provider.token().await });
+    main.block_on(until(async || mock.request_count() == 1));
+    drop(fetching);
+    dropped.shutdown_background();
+    mock.clear_faults();
+    let leases: Vec<String> = main.block_on(async {
+        raw(&server)
+            .await
+            .keys(format!("{PREFIX}*:lease"))
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        leases.len(),
+        1,
+        "the dropped fetch's lease is still there: {leases:?}"
+    );
+
+    let store = store(&server, long());
+    let started = Instant::now();
+    let token = main.block_on(process(&mock, &store).token());
+    let waited = started.elapsed();
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(mock.request_count(), 2);
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited {waited:?} for its own dead fetch's lease"
+    );
+}
+
+/// Four processes ask while the upstream fails slowly (503 after 1 s). The holder's failure
+/// is shared at once through the failure marker: the waiters fetch for themselves then,
+/// together, instead of taking the lease one after another (1 s, 2 s, 3 s, 4 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_learn_that_the_holder_failed_instead_of_queueing_behind_leases() {
+    let server =
+        redis_or_skip!("waiters_learn_that_the_holder_failed_instead_of_queueing_behind_leases");
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_all(503, r#"{"error":"temporarily_unavailable"}"#);
+    mock.set_delay(Duration::from_secs(1));
+    let store = store(&server, config(1, None));
+    let started = Instant::now();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let provider = TokenProvider::builder(
+                mock.client_builder()
+                    .retry_policy(RetryPolicy::none())
+                    .build()
+                    .unwrap(),
+                TokenSource::Standard(mock.standard_credentials()),
+            )
+            .store(store.clone())
+            .build();
+            tokio::spawn(async move { provider.token().await })
+        })
+        .collect();
+    for caller in callers {
+        let error = caller.await.unwrap().expect_err("the upstream fails");
+        assert_eq!(error.status(), Some(503), "{error}");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(3000),
+        "the errors queued behind one lease after another: {elapsed:?}"
+    );
+    assert!(mock.request_count() <= 4, "{}", mock.request_count());
+}
+
 #[tokio::test]
 async fn a_rotated_key_reads_the_old_records_and_writes_new_ones() {
     let server = redis_or_skip!("a_rotated_key_reads_the_old_records_and_writes_new_ones");
@@ -566,8 +657,9 @@ async fn the_cli_with_a_store_fetches_once_across_runs() {
 }
 
 /// The lease holder is a real process, killed with SIGKILL while it holds the lease and
-/// waits on a slow token endpoint. Once its lease expires (15 s, the CLI's default), exactly
-/// one of the two processes started after it fetches; the other takes that record.
+/// waits on a slow token endpoint. Its short lease (2 s, renewed only while it lives)
+/// expires, then exactly one of the two processes started after it fetches; the other
+/// takes that record. A cold call gets its token within 3 s of the kill.
 #[cfg(feature = "cli")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_process() {
@@ -590,6 +682,7 @@ async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_proc
         .unwrap();
     assert_eq!(leases.len(), 1, "the holder's lease: {leases:?}");
     holder.kill().await.unwrap();
+    let killed = Instant::now();
     mock.clear_faults();
 
     let run = || {
@@ -598,6 +691,7 @@ async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_proc
             .output()
     };
     let (first, second) = tokio::join!(run(), run());
+    let waited = killed.elapsed();
     let (first, second) = (first.unwrap(), second.unwrap());
     for output in [&first, &second] {
         assert!(
@@ -611,6 +705,10 @@ async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_proc
         mock.request_count(),
         2,
         "the dead holder's request, then one for the fleet"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "a dead holder's lease stalled the fleet for {waited:?}"
     );
 }
 
