@@ -67,12 +67,23 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("a raw connection")
 }
 
-/// The names of the token records (not leases) in the store.
+/// The names of the token records (not leases nor failure markers) in the store, once
+/// this process's records saved in the background (after their token was handed out) are
+/// written.
 async fn record_names(server: &RedisServer) -> Vec<String> {
+    saved().await;
     let mut names: Vec<String> = raw(server).await.keys(format!("{PREFIX}*")).await.unwrap();
     names.retain(|name| !name.ends_with(":lease") && !name.ends_with(":failed"));
     names.sort();
     names
+}
+
+/// Waits until the records this process saves in the background are written.
+async fn saved() {
+    assert!(
+        vipps_access_token::store::settle(Duration::from_secs(5)).await,
+        "background saves never finished"
+    );
 }
 
 /// Waits for `condition`, checking often, for at most 10 s: a wait for an event, not a
@@ -538,6 +549,116 @@ async fn waiters_learn_that_the_holder_failed_instead_of_queueing_behind_leases(
     assert!(mock.request_count() <= 4, "{}", mock.request_count());
 }
 
+/// A number from Redis's `INFO` text (`name:value` lines).
+async fn info_number(
+    connection: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    name: &str,
+) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}: {info}"))
+}
+
+/// The scripts the store ran since the last `CONFIG RESETSTAT`, each one round trip.
+/// (Redis counts a script's own `GET` and `SET` as commands too, so plain commands cannot
+/// be told from them; the paths measured here send none.)
+async fn store_round_trips(connection: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|line| {
+            ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_script|load:"]
+                .iter()
+                .any(|name| line.starts_with(name))
+        })
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A cold miss costs two round trips (read-or-lease, then save-and-release) and a warm
+/// hit one, each a script; before, a cold miss made five sequential commands.
+#[tokio::test]
+async fn a_cold_miss_is_two_round_trips_and_a_warm_hit_one() {
+    let server = redis_or_skip!("a_cold_miss_is_two_round_trips_and_a_warm_hit_one");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    // Connected, and the scripts loaded (a restarted Redis loads them again on NOSCRIPT).
+    process(&mock, &store).token().await.unwrap();
+    saved().await;
+    let mut counting = raw(&server).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut counting)
+        .await
+        .unwrap();
+
+    provider_for(&mock, &store, Some("123456"))
+        .token()
+        .await
+        .unwrap();
+    saved().await;
+    assert_eq!(store_round_trips(&mut counting).await, 2, "a cold miss");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut counting)
+        .await
+        .unwrap();
+    provider_for(&mock, &store, Some("123456"))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(store_round_trips(&mut counting).await, 1, "a warm hit");
+    assert_eq!(mock.request_count(), 2);
+}
+
+/// An error reply (here OOM: Redis full, nothing evictable) is an answer, not a broken
+/// connection: the token is fetched directly, and the store does not reconnect.
+#[tokio::test]
+async fn an_error_reply_is_a_miss_not_a_reconnect() {
+    let server = redis_or_skip!("an_error_reply_is_a_miss_not_a_reconnect");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    process(&mock, &store).token().await.unwrap();
+    saved().await;
+    let mut admin = raw(&server).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let connections = info_number(&mut admin, "stats", "total_connections_received").await;
+
+    let (logs, _guard) = CapturedLogs::start();
+    let token = provider_for(&mock, &store, Some("123456")).token().await;
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(mock.request_count(), 2, "fetched directly");
+    assert!(logs.text().contains("OOM"), "{}", logs.text());
+    assert_eq!(
+        info_number(&mut admin, "stats", "total_connections_received").await,
+        connections,
+        "the store reconnected after an error reply"
+    );
+}
+
 #[tokio::test]
 async fn a_rotated_key_reads_the_old_records_and_writes_new_ones() {
     let server = redis_or_skip!("a_rotated_key_reads_the_old_records_and_writes_new_ones");
@@ -573,6 +694,7 @@ async fn a_refused_token_is_removed_from_the_store_but_a_newer_one_stays() {
     let store = store(&server, config(1, None));
     let first = process(&mock, &store);
     let refused = first.token().await.unwrap();
+    saved().await;
     first.invalidate_token(&refused);
     until(async || record_names(&server).await.is_empty()).await;
 
@@ -837,7 +959,13 @@ fn a_store_outlives_the_runtime_that_first_used_it() {
     };
 
     let first = runtime();
-    let fetched = first.block_on(async { process(&mock, &store).token().await.unwrap() });
+    // The record is saved after the token is handed out: a runtime that ends at once
+    // would cancel that save (the next process then fetches again), so wait for it.
+    let fetched = first.block_on(async {
+        let token = process(&mock, &store).token().await.unwrap();
+        saved().await;
+        token
+    });
     drop(first);
     assert_eq!(mock.request_count(), 1);
 

@@ -16,6 +16,12 @@ mod lease;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_link;
+#[cfg(feature = "redis")]
+mod redis_scripts;
+#[cfg(feature = "redis")]
+mod redis_url;
 mod seal;
 mod shared_fetch;
 

@@ -110,6 +110,23 @@ impl RedisServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// Runs `redis-cli` against this server with `args`; its stdout.
+    #[allow(dead_code)]
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (apt-get install redis-tools)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Whether the server still runs.
+    #[allow(dead_code)]
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
 }
 
 impl Drop for RedisServer {

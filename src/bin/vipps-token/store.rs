@@ -61,5 +61,11 @@ pub async fn token(args: StandardArgs) -> Result<(), Failure> {
             .build();
     let request = async { provider.token().await.map(|token| (*token).clone()) };
     let token = progress::while_waiting(session.client.base_url(), request).await?;
-    output::print(&token, args.output.output)
+    let printed = output::print(&token, args.output.output);
+    // The record is saved after the token is handed out; the next run needs it.
+    vipps_access_token::store::settle(SAVE_WAIT).await;
+    printed
 }
+
+/// How long a run waits, after printing its token, for the record to reach the store.
+const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
