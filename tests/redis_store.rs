@@ -866,6 +866,53 @@ async fn the_cli_refuses_a_store_without_a_good_key_before_any_request() {
     );
 }
 
+/// A dead Redis used to be silent: every run fetched and nothing said so. Now each run
+/// says it on stderr, one line, and still prints its token.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_says_on_stderr_that_a_dead_store_was_bypassed() {
+    let mock = MockServer::start().await.unwrap();
+    let output = cli(&mock, "token", Some(STORE_KEY))
+        .args(["--store", "redis://:example-password@127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!output.stdout.is_empty(), "the token is printed");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("vipps token store bypassed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one line: {stderr}");
+    for secret in [
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_SUBSCRIPTION_KEY,
+        STORE_KEY,
+        "example-password",
+    ] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+}
+
+/// Sixteen preflight probes at once (a fleet starting): each writes a record of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_probes_do_not_collide() {
+    let server = redis_or_skip!("concurrent_probes_do_not_collide");
+    let probes: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store(&server, config(1, None));
+            tokio::spawn(async move { vipps_access_token::store::probe(&*store).await })
+        })
+        .collect();
+    for probe in probes {
+        let outcome = probe.await.unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let left: Vec<String> = raw(&server).await.keys(format!("{PREFIX}*")).await.unwrap();
+    assert!(left.is_empty(), "every probe removed its record: {left:?}");
+}
+
 #[cfg(feature = "cli")]
 #[tokio::test]
 async fn doctor_passes_against_the_mock_and_a_real_store() {

@@ -314,14 +314,38 @@ async fn check_store(report: &mut Report, url: Option<&str>) {
         Ok(store) => store,
         Err(message) => return report.line(Status::Fail, "store", message),
     };
+    let started = std::time::Instant::now();
     match store::probe(&*store).await {
-        Ok(()) => report.line(Status::Ok, "store", "reachable; the sealing key reads its own record"),
+        Ok(()) => report.line(
+            Status::Ok,
+            "store",
+            format!(
+                "{} reachable; the sealing key reads its own record (probe: {} ms)",
+                describe_store(url),
+                started.elapsed().as_millis()
+            ),
+        ),
         Err(error) => report.line(
             Status::Fail,
             "store",
             format!("{error}: check the URL, that Redis runs and accepts this AUTH, and that every process has the same key"),
         ),
     }
+}
+
+/// What kind of store the URL names, and where, without its credentials.
+fn describe_store(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
+    let kind = match scheme {
+        "redis+cluster" => "Redis Cluster",
+        "rediss+cluster" => "Redis Cluster over TLS",
+        "redis+sentinel" => "Redis through Sentinel",
+        "rediss+sentinel" => "Redis through Sentinel over TLS",
+        "rediss" | "valkeys" => "Redis over TLS",
+        _ => "Redis",
+    };
+    format!("{kind} at {hosts}")
 }
 
 fn is_uuid(text: &str) -> bool {

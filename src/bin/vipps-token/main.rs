@@ -37,10 +37,24 @@ use crate::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log_warnings_to_stderr();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
+}
+
+/// Warnings (a token store bypassed, a refresh that failed) as one line each on stderr,
+/// without time or colour: a script sees why every run fetches. The library never puts a
+/// secret in a log.
+fn log_warnings_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 fn run(command: Command) -> Result<(), Failure> {

@@ -16,6 +16,9 @@ pub const KEY_VARIABLE: &str = "VIPPS_TOKEN_STORE_KEY";
 pub const PREVIOUS_KEY_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREVIOUS_KEY";
 /// Another key prefix than `vipps-access-token:`, to share one Redis between applications.
 pub const PREFIX_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREFIX";
+/// A PEM file of the CA that signed Redis's certificate, for `rediss` URLs; without it,
+/// the system's roots.
+pub const CA_VARIABLE: &str = "VIPPS_TOKEN_STORE_CA";
 
 /// The store at `url`, sealed with the keys from the environment; a usage error (exit 2)
 /// naming the variable when the key is missing or not 32 bytes of base64.
@@ -43,7 +46,19 @@ pub fn try_open(url: &str) -> Result<Arc<dyn TokenStore>, String> {
     if let Ok(prefix) = std::env::var(PREFIX_VARIABLE) {
         config.key_prefix = prefix;
     }
-    let store = RedisTokenStore::new(url, config).map_err(|error| format!("--store: {error}"))?;
+    let store = match std::env::var_os(CA_VARIABLE) {
+        Some(path) => {
+            let pem = std::fs::read(&path).map_err(|error| {
+                format!(
+                    "{CA_VARIABLE}: could not read {}: {error}; give the path of a PEM file",
+                    std::path::Path::new(&path).display()
+                )
+            })?;
+            RedisTokenStore::with_ca(url, config, &pem)
+                .map_err(|error| format!("--store with {CA_VARIABLE}: {error}"))?
+        }
+        None => RedisTokenStore::new(url, config).map_err(|error| format!("--store: {error}"))?,
+    };
     Ok(Arc::new(store))
 }
 
