@@ -4,6 +4,8 @@
 //! `redis-server`, unless `VIPPS_REQUIRE_REDIS=1`.
 #![cfg(all(feature = "redis", feature = "mock"))]
 
+#[path = "support/captured_logs.rs"]
+mod captured_logs;
 #[path = "support/redis_cluster.rs"]
 #[allow(dead_code)]
 mod redis_cluster;
@@ -31,7 +33,7 @@ fn process(mock: &MockServer, store: &Arc<dyn TokenStore>) -> TokenProvider {
     .build()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_store_follows_the_replica_the_sentinel_promotes() {
     let Some(mut setup) =
         SentinelSetup::start("the_store_follows_the_replica_the_sentinel_promotes")
@@ -57,24 +59,41 @@ async fn the_store_follows_the_replica_the_sentinel_promotes() {
     let replica = setup.replica.port().to_string();
     setup.until(|s| s.replica.cli(&["DBSIZE"]).trim() == "1");
 
+    let (logs, _guard) = captured_logs::CapturedLogs::start();
     setup.master.kill();
-    setup.until(|s| s.master_port() == replica);
+    setup.until(|s| {
+        s.master_port() == replica
+            && s.replica
+                .cli(&["INFO", "replication"])
+                .contains("role:master")
+    });
     // The store's connection to the dead master breaks; the next one asks the sentinel.
-    let mut after = process(&mock, &store).token().await.unwrap();
-    if mock.request_count() > 1 {
-        // The broken connection cost one direct fetch; the store follows from then on.
+    // Right after a failover a sentinel may still answer, for a moment, that it knows no
+    // valid master (a bypass: a direct fetch, warned); the store must then settle on the
+    // promoted replica: a token served from it, with no more fetches.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = mock.request_count();
+        let served = process(&mock, &store).token().await.unwrap();
         assert!(settle(Duration::from_secs(5)).await);
-        after = process(&mock, &store).token().await.unwrap();
+        let again = process(&mock, &store).token().await.unwrap();
+        if mock.request_count() <= before + 1 && again.secret() == served.secret() {
+            let after = mock.request_count();
+            let third = process(&mock, &store).token().await.unwrap();
+            assert_eq!(
+                third.secret(),
+                served.secret(),
+                "served by the promoted replica"
+            );
+            assert_eq!(mock.request_count(), after);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never followed the promoted replica: {}",
+            logs.text()
+        );
     }
-    let requests = mock.request_count();
-    assert!(requests <= 2, "{requests}");
-    let again = process(&mock, &store).token().await.unwrap();
-    assert_eq!(
-        again.secret(),
-        after.secret(),
-        "served by the promoted replica"
-    );
-    assert_eq!(mock.request_count(), requests);
     assert!(
         setup
             .replica
