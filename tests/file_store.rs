@@ -334,7 +334,7 @@ async fn corrupt_truncated_and_foreign_files_are_misses_with_a_warning_then_repl
         token_of(&output);
         let stderr = stderr_of(&output);
         assert!(
-            stderr.contains("warning: vipps token store bypassed"),
+            stderr.contains("WARN vipps token store bypassed"),
             "{what}: {stderr}"
         );
         assert!(!stderr.contains(CLIENT_SECRET), "{what}: {stderr}");
@@ -415,7 +415,7 @@ async fn an_unwritable_directory_degrades_to_a_direct_fetch_with_a_warning() {
         let token = token_of(&output);
         assert!(mock.verify_token(&token).is_some());
         let stderr = stderr_of(&output);
-        assert!(stderr.contains("warning"), "{stderr}");
+        assert!(stderr.contains("WARN"), "{stderr}");
         assert!(stderr.contains("fetching directly"), "{stderr}");
         assert_eq!(mock.request_count(), run, "each run fetches directly");
     }

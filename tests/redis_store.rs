@@ -19,7 +19,7 @@ use captured_logs::CapturedLogs;
 use redis::AsyncCommands;
 use redis_server::RedisServer;
 use vipps_access_token::{
-    TokenProvider, TokenSource,
+    RetryPolicy, TokenProvider, TokenSource,
     mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},
     store::{RedisTokenStore, SealingKeys, StoreConfig, TokenStore},
 };
@@ -30,7 +30,6 @@ fn config(key: u8, previous: Option<u8>) -> StoreConfig {
     let mut config = StoreConfig::new(SealingKeys::new([key; 32], previous.map(|p| [p; 32])));
     // Generous for a loaded CI machine; the slow-store test sets its own.
     config.operation_timeout = Duration::from_secs(2);
-    config.lease_ttl = Duration::from_secs(5);
     config
 }
 
@@ -68,12 +67,23 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("a raw connection")
 }
 
-/// The names of the token records (not leases) in the store.
+/// The names of the token records (not leases nor failure markers) in the store, once
+/// this process's records saved in the background (after their token was handed out) are
+/// written.
 async fn record_names(server: &RedisServer) -> Vec<String> {
+    saved().await;
     let mut names: Vec<String> = raw(server).await.keys(format!("{PREFIX}*")).await.unwrap();
-    names.retain(|name| !name.ends_with(":lease"));
+    names.retain(|name| !name.ends_with(":lease") && !name.ends_with(":failed"));
     names.sort();
     names
+}
+
+/// Waits until the records this process saves in the background are written.
+async fn saved() {
+    assert!(
+        vipps_access_token::store::settle(Duration::from_secs(5)).await,
+        "background saves never finished"
+    );
 }
 
 /// Waits for `condition`, checking often, for at most 10 s: a wait for an event, not a
@@ -447,6 +457,208 @@ fn a_lease_holder_killed_mid_fetch_is_replaced_by_exactly_one_process() {
     );
 }
 
+/// A fetch dropped with its runtime (a serverless instance frozen, a test's runtime
+/// ending) could not give its lease back. The same process's next call must not wait that
+/// lease out: it knows the holder is its own dead fetch and takes the lease over at once.
+#[test]
+fn a_process_does_not_wait_for_the_lease_of_its_own_dropped_fetch() {
+    let server = redis_or_skip!("a_process_does_not_wait_for_the_lease_of_its_own_dropped_fetch");
+    let long = || {
+        let mut long = config(1, None);
+        long.lease_ttl = Duration::from_secs(6);
+        long
+    };
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = main.block_on(MockServer::start()).unwrap();
+    mock.set_delay(Duration::from_secs(30));
+    let dropped = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dropped_provider = process(&mock, &store(&server, long()));
+    let fetching = dropped.spawn(async move { dropped_provider.token().await });
+    main.block_on(until(async || mock.request_count() == 1));
+    drop(fetching);
+    dropped.shutdown_background();
+    mock.clear_faults();
+    let leases: Vec<String> = main.block_on(async {
+        raw(&server)
+            .await
+            .keys(format!("{PREFIX}*:lease"))
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        leases.len(),
+        1,
+        "the dropped fetch's lease is still there: {leases:?}"
+    );
+
+    let store = store(&server, long());
+    let started = Instant::now();
+    let token = main.block_on(process(&mock, &store).token());
+    let waited = started.elapsed();
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(mock.request_count(), 2);
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited {waited:?} for its own dead fetch's lease"
+    );
+}
+
+/// Four processes ask while the upstream fails slowly (503 after 1 s). The holder's failure
+/// is shared at once through the failure marker: the waiters fetch for themselves then,
+/// together, instead of taking the lease one after another (1 s, 2 s, 3 s, 4 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_learn_that_the_holder_failed_instead_of_queueing_behind_leases() {
+    let server =
+        redis_or_skip!("waiters_learn_that_the_holder_failed_instead_of_queueing_behind_leases");
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_all(503, r#"{"error":"temporarily_unavailable"}"#);
+    mock.set_delay(Duration::from_secs(1));
+    let store = store(&server, config(1, None));
+    let started = Instant::now();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let provider = TokenProvider::builder(
+                mock.client_builder()
+                    .retry_policy(RetryPolicy::none())
+                    .build()
+                    .unwrap(),
+                TokenSource::Standard(mock.standard_credentials()),
+            )
+            .store(store.clone())
+            .build();
+            tokio::spawn(async move { provider.token().await })
+        })
+        .collect();
+    for caller in callers {
+        let error = caller.await.unwrap().expect_err("the upstream fails");
+        assert_eq!(error.status(), Some(503), "{error}");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(3000),
+        "the errors queued behind one lease after another: {elapsed:?}"
+    );
+    assert!(mock.request_count() <= 4, "{}", mock.request_count());
+}
+
+/// A number from Redis's `INFO` text (`name:value` lines).
+async fn info_number(
+    connection: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    name: &str,
+) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}: {info}"))
+}
+
+/// The scripts the store ran since the last `CONFIG RESETSTAT`, each one round trip.
+/// (Redis counts a script's own `GET` and `SET` as commands too, so plain commands cannot
+/// be told from them; the paths measured here send none.)
+async fn store_round_trips(connection: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|line| {
+            ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_script|load:"]
+                .iter()
+                .any(|name| line.starts_with(name))
+        })
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A cold miss costs two round trips (read-or-lease, then save-and-release) and a warm
+/// hit one, each a script; before, a cold miss made five sequential commands.
+#[tokio::test]
+async fn a_cold_miss_is_two_round_trips_and_a_warm_hit_one() {
+    let server = redis_or_skip!("a_cold_miss_is_two_round_trips_and_a_warm_hit_one");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    // Connected, and the scripts loaded (a restarted Redis loads them again on NOSCRIPT).
+    process(&mock, &store).token().await.unwrap();
+    saved().await;
+    let mut counting = raw(&server).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut counting)
+        .await
+        .unwrap();
+
+    provider_for(&mock, &store, Some("123456"))
+        .token()
+        .await
+        .unwrap();
+    saved().await;
+    assert_eq!(store_round_trips(&mut counting).await, 2, "a cold miss");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut counting)
+        .await
+        .unwrap();
+    provider_for(&mock, &store, Some("123456"))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(store_round_trips(&mut counting).await, 1, "a warm hit");
+    assert_eq!(mock.request_count(), 2);
+}
+
+/// An error reply (here OOM: Redis full, nothing evictable) is an answer, not a broken
+/// connection: the token is fetched directly, and the store does not reconnect.
+#[tokio::test]
+async fn an_error_reply_is_a_miss_not_a_reconnect() {
+    let server = redis_or_skip!("an_error_reply_is_a_miss_not_a_reconnect");
+    let mock = MockServer::start().await.unwrap();
+    let store = store(&server, config(1, None));
+    process(&mock, &store).token().await.unwrap();
+    saved().await;
+    let mut admin = raw(&server).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let connections = info_number(&mut admin, "stats", "total_connections_received").await;
+
+    let (logs, _guard) = CapturedLogs::start();
+    let token = provider_for(&mock, &store, Some("123456")).token().await;
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(mock.request_count(), 2, "fetched directly");
+    assert!(logs.text().contains("OOM"), "{}", logs.text());
+    assert_eq!(
+        info_number(&mut admin, "stats", "total_connections_received").await,
+        connections,
+        "the store reconnected after an error reply"
+    );
+}
+
 #[tokio::test]
 async fn a_rotated_key_reads_the_old_records_and_writes_new_ones() {
     let server = redis_or_skip!("a_rotated_key_reads_the_old_records_and_writes_new_ones");
@@ -482,6 +694,7 @@ async fn a_refused_token_is_removed_from_the_store_but_a_newer_one_stays() {
     let store = store(&server, config(1, None));
     let first = process(&mock, &store);
     let refused = first.token().await.unwrap();
+    saved().await;
     first.invalidate_token(&refused);
     until(async || record_names(&server).await.is_empty()).await;
 
@@ -566,8 +779,9 @@ async fn the_cli_with_a_store_fetches_once_across_runs() {
 }
 
 /// The lease holder is a real process, killed with SIGKILL while it holds the lease and
-/// waits on a slow token endpoint. Once its lease expires (15 s, the CLI's default), exactly
-/// one of the two processes started after it fetches; the other takes that record.
+/// waits on a slow token endpoint. Its short lease (2 s, renewed only while it lives)
+/// expires, then exactly one of the two processes started after it fetches; the other
+/// takes that record. A cold call gets its token within 3 s of the kill.
 #[cfg(feature = "cli")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_process() {
@@ -590,6 +804,7 @@ async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_proc
         .unwrap();
     assert_eq!(leases.len(), 1, "the holder's lease: {leases:?}");
     holder.kill().await.unwrap();
+    let killed = Instant::now();
     mock.clear_faults();
 
     let run = || {
@@ -598,6 +813,7 @@ async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_proc
             .output()
     };
     let (first, second) = tokio::join!(run(), run());
+    let waited = killed.elapsed();
     let (first, second) = (first.unwrap(), second.unwrap());
     for output in [&first, &second] {
         assert!(
@@ -611,6 +827,10 @@ async fn a_lease_holder_process_killed_mid_fetch_is_replaced_by_exactly_one_proc
         mock.request_count(),
         2,
         "the dead holder's request, then one for the fleet"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "a dead holder's lease stalled the fleet for {waited:?}"
     );
 }
 
@@ -644,6 +864,53 @@ async fn the_cli_refuses_a_store_without_a_good_key_before_any_request() {
         0,
         "no request before the key is checked"
     );
+}
+
+/// A dead Redis used to be silent: every run fetched and nothing said so. Now each run
+/// says it on stderr, one line, and still prints its token.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_cli_says_on_stderr_that_a_dead_store_was_bypassed() {
+    let mock = MockServer::start().await.unwrap();
+    let output = cli(&mock, "token", Some(STORE_KEY))
+        .args(["--store", "redis://:example-password@127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!output.stdout.is_empty(), "the token is printed");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("vipps token store bypassed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one line: {stderr}");
+    for secret in [
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_SUBSCRIPTION_KEY,
+        STORE_KEY,
+        "example-password",
+    ] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+}
+
+/// Sixteen preflight probes at once (a fleet starting): each writes a record of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_probes_do_not_collide() {
+    let server = redis_or_skip!("concurrent_probes_do_not_collide");
+    let probes: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store(&server, config(1, None));
+            tokio::spawn(async move { vipps_access_token::store::probe(&*store).await })
+        })
+        .collect();
+    for probe in probes {
+        let outcome = probe.await.unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let left: Vec<String> = raw(&server).await.keys(format!("{PREFIX}*")).await.unwrap();
+    assert!(left.is_empty(), "every probe removed its record: {left:?}");
 }
 
 #[cfg(feature = "cli")]
@@ -696,7 +963,11 @@ async fn doctor_fails_on_rejected_keys_and_an_unreachable_store() {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(8), "a doctor check failed: {stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(8),
+        "a doctor check failed: {stdout}"
+    );
     assert!(
         stdout
             .lines()
@@ -739,7 +1010,13 @@ fn a_store_outlives_the_runtime_that_first_used_it() {
     };
 
     let first = runtime();
-    let fetched = first.block_on(async { process(&mock, &store).token().await.unwrap() });
+    // The record is saved after the token is handed out: a runtime that ends at once
+    // would cancel that save (the next process then fetches again), so wait for it.
+    let fetched = first.block_on(async {
+        let token = process(&mock, &store).token().await.unwrap();
+        saved().await;
+        token
+    });
     drop(first);
     assert_eq!(mock.request_count(), 1);
 

@@ -11,20 +11,30 @@
 //! feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
 //! key-value store with atomic "set if absent" and "delete if equal".
 
+mod background;
 mod file;
 mod identity;
+mod lease;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_link;
+#[cfg(feature = "redis")]
+mod redis_scripts;
+#[cfg(feature = "redis")]
+mod redis_url;
 mod seal;
 mod shared_fetch;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures_util::future::BoxFuture;
 
+pub use background::settle;
 pub use file::{FileEntry, FileTokenStore};
 pub(crate) use identity::TokenIdentity;
+pub use identity::TokenKeys;
 #[cfg(feature = "redis")]
 pub use redis::RedisTokenStore;
 pub use seal::{SEALING_KEY_BYTES, SealingKeys};
@@ -40,15 +50,21 @@ pub const DEFAULT_KEY_PREFIX: &str = "vipps-access-token:";
 /// fetches directly, by default: a store must never make a token slower than a fetch.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// How long a lease (the right to fetch for the fleet) lasts by default: longer than a
-/// fetch with its retries, so that a slow fetch is not joined by a second one.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+/// How long a lease (the right to fetch for the fleet) lasts by default. Short, so that a
+/// holder that dies is replaced within seconds; its holder renews it while its fetch runs
+/// (every third of it), so a slow fetch keeps it for as long as the fetch really takes.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(2);
 
 /// A key-value store that holds sealed token records for many processes.
 ///
 /// The provider only ever stores sealed bytes under HMAC'd names; an implementation stores
 /// bytes, nothing more. Every method must be atomic on one key. Object safe: use it as
 /// `Arc<dyn TokenStore>`.
+///
+/// The first five methods are required. The others bundle them into the few round trips a
+/// token needs (read-or-lease, extend, save-and-release, fail-and-release); their default
+/// implementations compose the required ones, and a store with scripts (Redis) overrides
+/// them to make each one round trip and atomic.
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// The value under `key`, if any.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
@@ -80,6 +96,153 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 
     /// The sealing keys, key prefix and timings records are kept with.
     fn config(&self) -> &StoreConfig;
+
+    /// Reads a token's records and, unless one of them has more than `min_life` left,
+    /// takes its lease for `holder` (`SET NX PX lease_ttl`); says who holds the lease
+    /// otherwise, and whether a failure marker is set.
+    ///
+    /// The default reads each key in turn and takes the lease only when no record exists
+    /// (it cannot see a record's life left; the caller then leases on its own).
+    fn read_or_lease<'a>(
+        &'a self,
+        keys: &'a TokenKeys,
+        holder: &'a [u8],
+        lease_ttl: Duration,
+        min_life: Duration,
+    ) -> BoxFuture<'a, Result<Lookup, StoreError>> {
+        let _ = min_life;
+        Box::pin(async move {
+            let mut records = Vec::with_capacity(keys.records.len());
+            for name in &keys.records {
+                records.push(record_or_miss(self.get(name).await)?);
+            }
+            let failed = self.get(&keys.failure).await?;
+            let leased = records.iter().all(Option::is_none)
+                && self.put_if_absent(&keys.lease, holder, lease_ttl).await?;
+            if leased {
+                // Not atomic: a holder may have saved its record and let go of the lease
+                // between our look and our lease. Look again, or we would fetch twice.
+                for (record, name) in records.iter_mut().zip(&keys.records) {
+                    *record = record_or_miss(self.get(name).await)?;
+                }
+            }
+            let lease_holder = if leased {
+                None
+            } else {
+                self.get(&keys.lease).await?
+            };
+            Ok(Lookup {
+                records,
+                leased,
+                lease_holder,
+                failed,
+            })
+        })
+    }
+
+    /// Extends `key`'s life to `ttl` only if it still holds exactly `value`
+    /// (compare-and-extend): only a lease's holder renews it. True when extended.
+    ///
+    /// The default reads then writes again: not atomic, so a lease taken over in between
+    /// could be overwritten; stores that can should override it.
+    fn extend_if_equal<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            if self.get(key).await?.as_deref() != Some(value) {
+                return Ok(false);
+            }
+            self.put(key, value.to_vec(), ttl).await?;
+            Ok(true)
+        })
+    }
+
+    /// Saves a sealed record under `record` for `ttl`, clears the failure marker and gives
+    /// the lease back if `holder` still holds it. (The default leaves the marker to expire.)
+    fn save_and_release<'a>(
+        &'a self,
+        keys: &'a TokenKeys,
+        record: &'a str,
+        sealed: Vec<u8>,
+        ttl: Duration,
+        holder: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.put(record, sealed, ttl).await?;
+            self.delete_if_equal(&keys.lease, holder).await?;
+            Ok(())
+        })
+    }
+
+    /// Marks `holder`'s fetch as failed for `marker_ttl`, so that the processes waiting for
+    /// it stop waiting, and gives the lease back if `holder` still holds it.
+    fn fail_and_release<'a>(
+        &'a self,
+        keys: &'a TokenKeys,
+        holder: &'a [u8],
+        marker_ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.put(&keys.failure, holder.to_vec(), marker_ttl).await?;
+            self.delete_if_equal(&keys.lease, holder).await?;
+            Ok(())
+        })
+    }
+
+    /// A handle on this same store that outlives the borrow, for work finished after the
+    /// caller has its token (saving a record, releasing the lease of a dropped fetch).
+    /// `None` (the default): that work is awaited instead, or the lease left to expire.
+    fn detached(&self) -> Option<Arc<dyn TokenStore>> {
+        None
+    }
+}
+
+/// A record that the store itself finds corrupt or foreign (a file that is not one of
+/// this library's) is a miss, after a warning: the fetch that follows replaces it.
+fn record_or_miss(
+    read: Result<Option<Vec<u8>>, StoreError>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match read {
+        Err(error @ (StoreError::Corrupt(_) | StoreError::Foreign(_))) => {
+            degraded("open", &error);
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+/// What one [`TokenStore::read_or_lease`] found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Lookup {
+    /// The sealed records under [`TokenKeys::records`], in the same order.
+    pub records: Vec<Option<Vec<u8>>>,
+    /// True when the lease was taken for the caller.
+    pub leased: bool,
+    /// Who holds the lease, when the caller did not get it.
+    pub lease_holder: Option<Vec<u8>>,
+    /// The holder whose fetch failed last, while its failure marker lives.
+    pub failed: Option<Vec<u8>>,
+}
+
+impl Lookup {
+    /// A lookup with these parts.
+    pub fn new(
+        records: Vec<Option<Vec<u8>>>,
+        leased: bool,
+        lease_holder: Option<Vec<u8>>,
+        failed: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            records,
+            leased,
+            lease_holder,
+            failed,
+        }
+    }
 }
 
 /// How records are named, sealed and waited for.

@@ -1,25 +1,26 @@
-//! [`RedisTokenStore`]: the store on Redis 7 or Valkey (feature `redis`), through the
-//! `redis` crate's tokio `ConnectionManager`, which reconnects by itself after a restart.
-//! One key per token (and one per lease), so Redis Cluster works.
+//! [`RedisTokenStore`]: the store on Redis 7 or Valkey (feature `redis`): one server, a
+//! Redis Cluster or a Sentinel-managed master, plain or TLS. Each step of a token is one
+//! round trip (a Lua script, see `redis_scripts.rs`); a connection that breaks is made
+//! again on the next operation, a server's error reply is only an error.
 
-use std::time::Duration;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, future::BoxFuture};
-use redis::{
-    AsyncCommands, Client, ExistenceCheck, SetExpiry, SetOptions,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+use redis::{AsyncCommands, ExistenceCheck, RedisError, Script, SetExpiry, SetOptions};
+
+use super::{
+    Lookup, StoreConfig, StoreError, TokenKeys, TokenStore,
+    redis_link::{Connector, Link},
+    redis_scripts::{
+        DELETE_IF_EQUAL, EXTEND_IF_EQUAL, FAIL_AND_RELEASE, READ_OR_LEASE, SAVE_AND_RELEASE,
+    },
+    redis_url,
 };
-
-use super::{StoreConfig, StoreError, TokenStore};
 use crate::sync::lock;
-
-/// Deletes `KEYS[1]` only if it holds exactly `ARGV[1]`, atomically.
-const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-                               return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// A token store on Redis or Valkey.
 ///
-/// `Debug` shows the host and port, never the password of the URL nor the sealing keys.
+/// `Debug` shows the hosts and ports, never the password of the URL nor the sealing keys.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -31,43 +32,69 @@ const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 /// # let _ = Arc::new(store); Ok(()) }
 /// ```
 pub struct RedisTokenStore {
-    client: Client,
+    /// Shared with the detached handles that finish work in the background.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connector: Connector,
     address: String,
-    /// The connection, made on first use and dropped after any failure, so that the next
-    /// operation connects again from the runtime it runs on.
-    connection: std::sync::Mutex<Option<ConnectionManager>>,
+    /// The connection, made on first use and dropped after a broken connection or a
+    /// timeout, so that the next operation connects again from the runtime it runs on.
+    link: std::sync::Mutex<Option<Link>>,
     config: StoreConfig,
 }
 
 impl std::fmt::Debug for RedisTokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTokenStore")
-            .field("address", &self.address)
-            .field("config", &self.config)
+            .field("address", &self.inner.address)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisTokenStore {
-    /// A store at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` for
-    /// TLS). Connects on first use, so a store that is down at start-up is only a miss.
+    /// A store at `url`: `redis://[user:password@]host[:port][/db]`, `rediss://` for TLS
+    /// (checked against the system's roots), `redis+cluster://host:port,host:port,...` for
+    /// a Redis Cluster, `redis+sentinel://host:port,host:port/SERVICE` for the master
+    /// sentinels name (`rediss+` forms for TLS). Connects on first use, so a store that is
+    /// down at start-up is only a miss.
     pub fn new(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(|_| {
-            StoreError::Config(
-                "the store URL is not a redis:// or rediss:// URL \
-                 (redis://[user:password@]host[:port][/db])"
+        Self::open(url, config, None)
+    }
+
+    /// [`Self::new`], with TLS certificates checked against `ca_pem` (PEM text, one or
+    /// more certificates) instead of the system's roots: for a private CA, as Redis in a
+    /// cluster of your own often has. Verification is never turned off.
+    pub fn with_ca(url: &str, config: StoreConfig, ca_pem: &[u8]) -> Result<Self, StoreError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let certificates = CertificateDer::pem_slice_iter(ca_pem).collect::<Result<Vec<_>, _>>();
+        if !matches!(certificates, Ok(certificates) if !certificates.is_empty()) {
+            return Err(StoreError::Config(
+                "the store's CA is not PEM text holding a certificate \
+                 (-----BEGIN CERTIFICATE-----)"
                     .to_owned(),
-            )
-        })?;
-        if url.starts_with("rediss:") {
+            ));
+        }
+        Self::open(url, config, Some(ca_pem.to_vec()))
+    }
+
+    fn open(url: &str, config: StoreConfig, ca: Option<Vec<u8>>) -> Result<Self, StoreError> {
+        let target = redis_url::parse(url)?;
+        if target.tls {
             ensure_tls_provider();
         }
-        let address = client.get_connection_info().addr().to_string();
+        let address = target.address.clone();
+        let connector = Connector::new(target, ca, config.operation_timeout)
+            .map_err(|error| StoreError::Config(format!("the store URL was refused: {error}")))?;
         Ok(Self {
-            client,
-            address,
-            connection: std::sync::Mutex::new(None),
-            config,
+            inner: Arc::new(Inner {
+                connector,
+                address,
+                link: std::sync::Mutex::new(None),
+                config,
+            }),
         })
     }
 
@@ -75,66 +102,102 @@ impl RedisTokenStore {
     /// made it: if that runtime shuts down (a provider in a `static` shared by tests), the
     /// next operation fails or times out, [`Self::run`] drops the connection, and the one
     /// after connects again from its own runtime.
-    fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let mut connection = lock(&self.connection);
-        if let Some(connection) = connection.as_ref() {
-            return Ok(connection.clone());
+    async fn link(&self) -> Result<Link, RedisError> {
+        if let Some(link) = lock(&self.inner.link).as_ref() {
+            return Ok(link.clone());
         }
-        let timeout = self.config.operation_timeout;
-        let settings = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // One attempt per operation: a store that is down must cost a refused
-            // connection, not a backoff; the next operation tries again.
-            .set_number_of_retries(0);
-        let made = ConnectionManager::new_lazy_with_config(self.client.clone(), settings)
-            .map_err(unavailable)?;
-        *connection = Some(made.clone());
-        Ok(made)
+        let made = self
+            .inner
+            .connector
+            .connect(self.inner.config.operation_timeout)
+            .await?;
+        Ok(lock(&self.inner.link).get_or_insert(made).clone())
     }
 
-    /// Runs one operation on the connection. A failure drops the connection and tries
-    /// once more on a new one: a connection whose runtime shut down fails at once, and its
-    /// replacement belongs to the caller's runtime. An operation given up on (a timeout
+    /// Runs one operation. A broken connection is dropped and the operation tried once
+    /// more on a new one (a connection whose runtime shut down fails at once; its
+    /// replacement belongs to the caller's runtime). An error reply from the server is
+    /// returned as it is, the connection kept. An operation given up on (a timeout
     /// around it) drops the connection too.
-    async fn run<T, F>(&self, operation: impl Fn(ConnectionManager) -> F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, operation: impl Fn(Link) -> F) -> Result<T, StoreError>
     where
-        F: std::future::Future<Output = Result<T, StoreError>>,
+        F: Future<Output = Result<T, RedisError>>,
     {
-        let mut outcome = Err(StoreError::Unavailable(String::new()));
-        for _ in 0..2 {
-            let mut reset = ForgetConnectionOnDrop(Some(self));
-            outcome = operation(self.connection()?).await;
-            if outcome.is_ok() {
-                reset.0 = None;
-                break;
+        let mut tries = 2;
+        loop {
+            tries -= 1;
+            let mut reset = ForgetConnectionOnDrop(Some(&self.inner));
+            let outcome = match self.link().await {
+                Ok(link) => operation(link).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(value) => {
+                    reset.0 = None;
+                    return Ok(value);
+                }
+                Err(error) if self.inner.connector.needs_new_connection(&error) => {
+                    drop(reset);
+                    if tries == 0 {
+                        return Err(unavailable(&error));
+                    }
+                }
+                Err(error) => {
+                    reset.0 = None;
+                    return Err(unavailable(&error));
+                }
             }
         }
-        outcome
+    }
+
+    /// Runs `script` with `keys` and `args`.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &'static Script,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        self.run(move |mut link| async move {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(*key);
+            }
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation.invoke_async(&mut link).await
+        })
+        .await
     }
 }
 
 /// Drops the store's connection when dropped armed.
-struct ForgetConnectionOnDrop<'a>(Option<&'a RedisTokenStore>);
+struct ForgetConnectionOnDrop<'a>(Option<&'a Inner>);
 
 impl Drop for ForgetConnectionOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(store) = self.0 {
-            *lock(&store.connection) = None;
+        if let Some(inner) = self.0 {
+            *lock(&inner.link) = None;
         }
     }
 }
 
-fn unavailable(error: redis::RedisError) -> StoreError {
+/// The error, said without the URL (the `redis` crate's messages hold no password).
+fn unavailable(error: &RedisError) -> StoreError {
     StoreError::Unavailable(error.to_string())
+}
+
+/// Milliseconds for `PX`, at least 1 (Redis refuses 0), as script argument text.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl TokenStore for RedisTokenStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        self.run(
-            move |mut connection| async move { connection.get(key).await.map_err(unavailable) },
-        )
-        .boxed()
+        self.run(move |mut link| async move { link.get(key).await })
+            .boxed()
     }
 
     fn put<'a>(
@@ -143,14 +206,11 @@ impl TokenStore for RedisTokenStore {
         value: Vec<u8>,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.run(move |mut connection| {
+        self.run(move |mut link| {
             let value = value.clone();
             async move {
                 let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
-                connection
-                    .set_options(key, value, options)
-                    .await
-                    .map_err(unavailable)
+                link.set_options(key, value, options).await
             }
         })
         .boxed()
@@ -162,15 +222,12 @@ impl TokenStore for RedisTokenStore {
         value: &'a [u8],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.run(move |mut connection| async move {
+        self.run(move |mut link| async move {
             let options = SetOptions::default()
                 .conditional_set(ExistenceCheck::NX)
                 .with_expiration(SetExpiry::PX(millis(ttl)));
             // `SET NX` answers OK when it set the key, nil when the key existed.
-            let reply: Option<String> = connection
-                .set_options(key, value, options)
-                .await
-                .map_err(unavailable)?;
+            let reply: Option<String> = link.set_options(key, value, options).await?;
             Ok(reply.is_some())
         })
         .boxed()
@@ -181,30 +238,130 @@ impl TokenStore for RedisTokenStore {
         key: &'a str,
         value: &'a [u8],
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.run(move |mut connection| async move {
-            let deleted: i64 = redis::cmd("EVAL")
-                .arg(DELETE_IF_EQUAL)
-                .arg(1)
-                .arg(key)
-                .arg(value)
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+        async move {
+            let deleted: i64 = self
+                .script(&DELETE_IF_EQUAL, &[key.as_bytes()], &[value])
+                .await?;
             Ok(deleted == 1)
-        })
+        }
         .boxed()
     }
 
     fn config(&self) -> &StoreConfig {
-        &self.config
+        &self.inner.config
     }
-}
 
-/// Milliseconds for `PX`, at least 1 (Redis refuses 0).
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    fn read_or_lease<'a>(
+        &'a self,
+        keys: &'a TokenKeys,
+        holder: &'a [u8],
+        lease_ttl: Duration,
+        min_life: Duration,
+    ) -> BoxFuture<'a, Result<Lookup, StoreError>> {
+        async move {
+            let mut names: Vec<&[u8]> = vec![keys.lease.as_bytes(), keys.failure.as_bytes()];
+            names.extend(keys.records.iter().map(|name| name.as_bytes()));
+            let lease_ms = millis(lease_ttl).to_string();
+            let min_life_ms = millis(min_life).to_string();
+            let reply: Vec<Option<Vec<u8>>> = self
+                .script(
+                    &READ_OR_LEASE,
+                    &names,
+                    &[holder, lease_ms.as_bytes(), min_life_ms.as_bytes()],
+                )
+                .await?;
+            let mut reply = reply.into_iter();
+            let (Some(leased), Some(lease_holder), Some(failed)) =
+                (reply.next(), reply.next(), reply.next())
+            else {
+                return Err(StoreError::Unavailable(
+                    "the read-or-lease script answered too little: is this Redis 7 or Valkey?"
+                        .to_owned(),
+                ));
+            };
+            let records: Vec<Option<Vec<u8>>> = reply.collect();
+            if records.len() != keys.records.len() {
+                return Err(StoreError::Unavailable(
+                    "the read-or-lease script answered a record too many or too few".to_owned(),
+                ));
+            }
+            Ok(Lookup::new(
+                records,
+                leased.as_deref() == Some(b"1"),
+                lease_holder,
+                failed,
+            ))
+        }
+        .boxed()
+    }
+
+    fn extend_if_equal<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move {
+            let ms = millis(ttl).to_string();
+            let extended: i64 = self
+                .script(&EXTEND_IF_EQUAL, &[key.as_bytes()], &[value, ms.as_bytes()])
+                .await?;
+            Ok(extended == 1)
+        }
+        .boxed()
+    }
+
+    fn save_and_release<'a>(
+        &'a self,
+        keys: &'a TokenKeys,
+        record: &'a str,
+        sealed: Vec<u8>,
+        ttl: Duration,
+        holder: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let ms = millis(ttl).to_string();
+            let _: i64 = self
+                .script(
+                    &SAVE_AND_RELEASE,
+                    &[
+                        record.as_bytes(),
+                        keys.lease.as_bytes(),
+                        keys.failure.as_bytes(),
+                    ],
+                    &[&sealed, ms.as_bytes(), holder],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn fail_and_release<'a>(
+        &'a self,
+        keys: &'a TokenKeys,
+        holder: &'a [u8],
+        marker_ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let ms = millis(marker_ttl).to_string();
+            let _: i64 = self
+                .script(
+                    &FAIL_AND_RELEASE,
+                    &[keys.lease.as_bytes(), keys.failure.as_bytes()],
+                    &[holder, ms.as_bytes()],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn detached(&self) -> Option<Arc<dyn TokenStore>> {
+        Some(Arc::new(Self {
+            inner: self.inner.clone(),
+        }))
+    }
 }
 
 /// redis builds its TLS config with rustls's process-wide default provider, which rustls

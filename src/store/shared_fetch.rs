@@ -1,7 +1,10 @@
-//! Fleet-wide single flight: read the record; on a miss take the lease (`SET NX PX`), fetch,
-//! save the sealed record until the token expires, release the lease. Processes without
-//! the lease wait, with backoff and a bound, for the record; once a dead holder's lease
-//! expires exactly one of them takes it over. Any store failure: warn, fetch directly.
+//! Fleet-wide single flight, in few round trips: one script reads the record or, on a miss,
+//! takes the lease (a short one, renewed while the fetch runs, given back when the fetch ends
+//! or is dropped); the holder fetches and hands the token to its caller while the record is
+//! saved and the lease released in one more round trip. Processes without the lease poll
+//! (backoff, jitter) for the record. When the fetch they wait for fails, a failure marker
+//! tells them at once and each fetches for itself: failures are shared, never queued
+//! behind one lease after another. Any store failure: warn, fetch directly.
 
 use std::{
     future::Future,
@@ -10,9 +13,13 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::{error::Error, token::AccessToken};
+use crate::{client::Client, error::Error, token::AccessToken};
 
-use super::{StoreError, TokenIdentity, TokenStore, degraded, record::TokenRecord};
+use super::{
+    StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded,
+    lease::{self, LeaseGuard},
+    record::TokenRecord,
+};
 
 /// The first pause between looks at the store while another process fetches.
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
@@ -32,57 +39,203 @@ pub(crate) async fn fetch_through_store<F>(
 where
     F: Future<Output = Result<AccessToken, Error>>,
 {
-    let freshness = Freshness { margin, older_than };
-    match read_or_miss(store, identity, freshness).await {
-        Ok(Some(token)) => return Ok(token),
-        Ok(None) => {}
-        Err(error) => {
-            degraded("read", &error);
-            return fetch.await;
-        }
-    }
     let config = store.config();
-    let lease = identity.lease_name(config);
-    let holder = format!("{:032x}", fastrand::u128(..)).into_bytes();
-    // One lease to expire (a dead holder) and one fetch by whoever takes over.
-    let deadline = Instant::now() + config.lease_ttl * 2;
+    let keys = identity.keys(config);
+    let freshness = Freshness { margin, older_than };
+    let holder = lease::new_holder();
+    let budget = fetch_budget(&identity.client);
+    // The holder renews its lease for at most its budget; then it expires; then one of us
+    // takes it over and fetches.
+    let deadline = Instant::now() + budget + config.lease_ttl * 2;
+    let mut waited_for: Vec<Vec<u8>> = Vec::new();
+    let mut warned = false;
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match timed(
-            store,
-            store.put_if_absent(&lease, &holder, config.lease_ttl),
-        )
-        .await
-        {
-            Ok(true) => {
-                // Someone may have saved a token between our miss and our lease.
-                let saved = read_or_miss(store, identity, freshness).await;
-                if let Ok(Some(token)) = saved {
-                    release(store, &lease, &holder).await;
-                    return Ok(token);
-                }
-                return fetch_and_save(store, identity, &lease, &holder, fetch).await;
-            }
-            Ok(false) => {}
+        let looked = store.read_or_lease(&keys, &holder, config.lease_ttl, freshness.min_life());
+        let lookup = match timed(store, looked).await {
+            Ok(lookup) => lookup,
             Err(error) => {
-                degraded("lease", &error);
+                degraded("read", &error);
                 return fetch.await;
             }
+        };
+        if let Some(token) = open_fresh(
+            store,
+            identity,
+            &keys,
+            &lookup.records,
+            freshness,
+            &mut warned,
+        ) {
+            if lookup.leased {
+                // Taken as a precaution by a store that cannot judge life left: give it back.
+                drop(LeaseGuard::new(store, &keys.lease, &holder));
+            }
+            return Ok(token);
+        }
+        if lookup.leased {
+            return fetch_as_holder(store, &keys, &holder, budget, fetch).await;
+        }
+        let shared_failure = lookup
+            .failed
+            .as_ref()
+            .is_some_and(|failed| waited_for.contains(failed));
+        if shared_failure {
+            // The fetch we waited for failed: the upstream is failing now, and waiting for
+            // another process's attempt would only queue us behind it.
+            return fetch.await;
+        }
+        match lookup.lease_holder {
+            Some(other) if lease::abandoned_by_this_process(&other) => {
+                // Our own fetch, dropped before it could give the lease back: take it over now.
+                if let Err(error) = timed(store, store.delete_if_equal(&keys.lease, &other)).await {
+                    degraded("release", &error);
+                    return fetch.await;
+                }
+                continue;
+            }
+            Some(other) => {
+                if !waited_for.contains(&other) {
+                    waited_for.push(other);
+                }
+            }
+            // A stale record and a free lease, from a store that leases only on a miss.
+            None => match timed(
+                store,
+                store.put_if_absent(&keys.lease, &holder, config.lease_ttl),
+            )
+            .await
+            {
+                Ok(true) => {
+                    // The record may have been renewed between our look and our lease.
+                    let again = reread_records(store, &keys).await;
+                    if let Some(token) =
+                        open_fresh(store, identity, &keys, &again, freshness, &mut warned)
+                    {
+                        drop(LeaseGuard::new(store, &keys.lease, &holder));
+                        return Ok(token);
+                    }
+                    return fetch_as_holder(store, &keys, &holder, budget, fetch).await;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    degraded("lease", &error);
+                    return fetch.await;
+                }
+            },
         }
         if Instant::now() >= deadline {
-            degraded("wait", &StoreError::Timeout(config.lease_ttl * 2));
+            degraded("wait", &StoreError::Timeout(budget + config.lease_ttl * 2));
             return fetch.await;
         }
         // Jitter, so that waiters of many processes do not poll in lockstep.
         tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
-        match read(store, identity, freshness).await {
-            Ok(Some(token)) => return Ok(token),
-            Ok(None) | Err(StoreError::Corrupt(_) | StoreError::Foreign(_)) => {}
-            Err(error) => {
-                degraded("read", &error);
-                return fetch.await;
+    }
+}
+
+/// The token's records as they are now; any that cannot be read counts as missing.
+async fn reread_records(store: &dyn TokenStore, keys: &TokenKeys) -> Vec<Option<Vec<u8>>> {
+    let mut records = Vec::with_capacity(keys.records.len());
+    for name in &keys.records {
+        records.push(timed(store, store.get(name)).await.ok().flatten());
+    }
+    records
+}
+
+/// The longest a fetch of `client` may take: the retry policy's total, then one more
+/// attempt of at most the request timeout. The lease is renewed for that long at most.
+fn fetch_budget(client: &Client) -> Duration {
+    // The request timeout lives in the reqwest client, which does not tell it: the
+    // default one is the upper bound the crate sets.
+    client.retry.max_total + crate::client::DEFAULT_TIMEOUT
+}
+
+/// Runs the fetch as the lease holder, renewing the lease meanwhile. On success the token
+/// goes to the caller at once while the record is saved and the lease released (in the
+/// background when the store can, else awaited); on failure the failure marker is set and
+/// the lease released, so that the waiters stop waiting.
+async fn fetch_as_holder<F>(
+    store: &dyn TokenStore,
+    keys: &TokenKeys,
+    holder: &[u8],
+    budget: Duration,
+    fetch: F,
+) -> Result<AccessToken, Error>
+where
+    F: Future<Output = Result<AccessToken, Error>>,
+{
+    let config = store.config();
+    let mut guard = LeaseGuard::new(store, &keys.lease, holder);
+    let result =
+        lease::renewed_while(store, &keys.lease, holder, config.lease_ttl, budget, fetch).await;
+    match &result {
+        Ok(token) => {
+            let Some((sealed, ttl)) = seal(store, keys, token) else {
+                return result; // nothing to save: the guard gives the lease back
+            };
+            guard.disarm();
+            match store.detached() {
+                Some(detached) => {
+                    let keys = keys.clone();
+                    let holder = holder.to_vec();
+                    background::spawn(async move {
+                        let _guard = guard;
+                        let saved = detached.save_and_release(
+                            &keys,
+                            &keys.records[0],
+                            sealed,
+                            ttl,
+                            &holder,
+                        );
+                        if let Err(error) = timed(&*detached, saved).await {
+                            degraded("save", &error);
+                        }
+                    });
+                }
+                None => {
+                    let saved = store.save_and_release(keys, &keys.records[0], sealed, ttl, holder);
+                    if let Err(error) = timed(store, saved).await {
+                        degraded("save", &error);
+                    }
+                }
             }
+        }
+        Err(_) => {
+            guard.disarm();
+            let marker_ttl = config.lease_ttl * 2;
+            if let Err(error) = timed(store, store.fail_and_release(keys, holder, marker_ttl)).await
+            {
+                degraded("release", &error);
+            }
+        }
+    }
+    result
+}
+
+/// `token` sealed under the current key's record name, with its life left; `None` when
+/// it cannot be saved (already expired, or sealing failed, after a warning).
+fn seal(
+    store: &dyn TokenStore,
+    keys: &TokenKeys,
+    token: &AccessToken,
+) -> Option<(Vec<u8>, Duration)> {
+    let ttl = token
+        .expires_at()
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    if ttl.is_zero() {
+        return None;
+    }
+    let sealed = store
+        .config()
+        .keys
+        .seal(&keys.records[0], &TokenRecord::of(token).to_bytes());
+    match sealed {
+        Ok(sealed) => Some((sealed, ttl)),
+        Err(error) => {
+            degraded("save", &error);
+            None
         }
     }
 }
@@ -95,20 +248,20 @@ pub(crate) async fn forget_in_store(
     token: &AccessToken,
 ) {
     let config = store.config();
-    for key in config.keys.readers() {
-        let name = identity.record_name(config, key);
-        let sealed = match timed(store, store.get(&name)).await {
+    let keys = identity.keys(config);
+    for name in &keys.records {
+        let sealed = match timed(store, store.get(name)).await {
             Ok(Some(sealed)) => sealed,
             Ok(None) => continue,
             Err(error) => return degraded("forget", &error),
         };
         let holds_token = config
             .keys
-            .open(&name, &sealed)
+            .open(name, &sealed)
             .and_then(|plain| TokenRecord::from_bytes(&plain))
             .is_ok_and(|record| record.holds(token));
         if holds_token {
-            if let Err(error) = timed(store, store.delete_if_equal(&name, &sealed)).await {
+            if let Err(error) = timed(store, store.delete_if_equal(name, &sealed)).await {
                 degraded("forget", &error);
             }
             return;
@@ -128,10 +281,10 @@ pub(crate) fn forget_in_background(
     }
 }
 
-/// Writes, reads back, opens and deletes a probe record.
+/// Writes, reads back, opens and deletes a probe record under a name of its own.
 pub(crate) async fn probe(store: &dyn TokenStore) -> Result<(), StoreError> {
     let config = store.config();
-    let name = TokenIdentity::probe_name(config, config.keys.writer());
+    let name = TokenIdentity::probe_name(config, config.keys.writer(), fastrand::u128(..));
     let plain = format!("probe {:032x}", fastrand::u128(..)).into_bytes();
     let sealed = config.keys.seal(&name, &plain)?;
     timed(
@@ -168,93 +321,55 @@ impl Freshness {
             .unwrap_or_default();
         life_left > self.margin && self.older_than.is_none_or(|held| expires_at > held)
     }
+
+    /// The life a record must have left to be served, for the store to judge by its TTL.
+    fn min_life(self) -> Duration {
+        let beyond_held = self
+            .older_than
+            .and_then(|held| held.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default();
+        self.margin.max(beyond_held)
+    }
 }
 
-/// Like [`read`], but a corrupt or foreign record is a miss (after a warning): the fetch
-/// that follows overwrites it. Only an unreachable or slow store is an error.
-async fn read_or_miss(
+/// The token in the first record found (current key first), if fresh. A corrupt or
+/// foreign record is a miss, warned about once per call: the fetch that follows
+/// overwrites it.
+fn open_fresh(
     store: &dyn TokenStore,
     identity: &TokenIdentity,
+    keys: &TokenKeys,
+    records: &[Option<Vec<u8>>],
     freshness: Freshness,
-) -> Result<Option<AccessToken>, StoreError> {
-    match read(store, identity, freshness).await {
-        Err(error @ (StoreError::Corrupt(_) | StoreError::Foreign(_))) => {
-            degraded("open", &error);
-            Ok(None)
-        }
-        other => other,
-    }
-}
-
-/// The stored token, if fresh: under the current key's name, else the previous key's.
-async fn read(
-    store: &dyn TokenStore,
-    identity: &TokenIdentity,
-    freshness: Freshness,
-) -> Result<Option<AccessToken>, StoreError> {
+    warned: &mut bool,
+) -> Option<AccessToken> {
     let config = store.config();
-    for key in config.keys.readers() {
-        let name = identity.record_name(config, key);
-        let Some(sealed) = timed(store, store.get(&name)).await? else {
-            continue;
-        };
-        let record = TokenRecord::from_bytes(&config.keys.open(&name, &sealed)?)?;
-        if !freshness.accepts(&record) {
-            return Ok(None);
-        }
-        return record
-            .into_token(&identity.source, &identity.client)
-            .map(Some);
-    }
-    Ok(None)
-}
-
-/// Runs the fetch as the lease holder, saves the token for the fleet, releases the lease.
-async fn fetch_and_save<F>(
-    store: &dyn TokenStore,
-    identity: &TokenIdentity,
-    lease: &str,
-    holder: &[u8],
-    fetch: F,
-) -> Result<AccessToken, Error>
-where
-    F: Future<Output = Result<AccessToken, Error>>,
-{
-    let result = fetch.await;
-    if let Ok(token) = &result
-        && let Err(error) = save(store, identity, token).await
-    {
-        degraded("save", &error);
-    }
-    release(store, lease, holder).await;
-    result
-}
-
-/// Seals `token` under the current key and stores it until it expires.
-async fn save(
-    store: &dyn TokenStore,
-    identity: &TokenIdentity,
-    token: &AccessToken,
-) -> Result<(), StoreError> {
-    let config = store.config();
-    let ttl = token
-        .expires_at()
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    if ttl.is_zero() {
-        return Ok(());
-    }
-    let name = identity.record_name(config, config.keys.writer());
-    let sealed = config
+    let (name, sealed) = keys
+        .records
+        .iter()
+        .zip(records)
+        .find_map(|(name, sealed)| Some((name, sealed.as_ref()?)))?;
+    let opened = config
         .keys
-        .seal(&name, &TokenRecord::of(token).to_bytes())?;
-    timed(store, store.put(&name, sealed, ttl)).await
-}
-
-/// Gives the lease back, if still ours; if it fails, the lease expires by itself.
-async fn release(store: &dyn TokenStore, lease: &str, holder: &[u8]) {
-    if let Err(error) = timed(store, store.delete_if_equal(lease, holder)).await {
-        degraded("release", &error);
+        .open(name, sealed)
+        .and_then(|plain| TokenRecord::from_bytes(&plain))
+        .and_then(|record| {
+            if freshness.accepts(&record) {
+                record
+                    .into_token(&identity.source, &identity.client)
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+    match opened {
+        Ok(token) => token,
+        Err(error) => {
+            if !std::mem::replace(warned, true) {
+                degraded("open", &error);
+            }
+            None
+        }
     }
 }
 

@@ -16,6 +16,8 @@ pub struct RedisServer {
     binary: String,
     extra_args: Vec<String>,
     port: u16,
+    /// The port serves TLS only (`--tls-port`).
+    tls: bool,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -28,6 +30,16 @@ impl RedisServer {
 
     /// [`Self::start`] with more arguments for `redis-server`, such as `--requirepass`.
     pub fn start_with(test: &str, extra_args: &[&str]) -> Option<Self> {
+        Self::start_inner(test, extra_args, false)
+    }
+
+    /// A server whose port serves TLS only; `extra_args` name its certificate and key.
+    #[allow(dead_code)]
+    pub fn start_tls(test: &str, extra_args: &[&str]) -> Option<Self> {
+        Self::start_inner(test, extra_args, true)
+    }
+
+    fn start_inner(test: &str, extra_args: &[&str], tls: bool) -> Option<Self> {
         let binary = std::env::var("VIPPS_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         if Command::new(&binary).arg("--version").output().is_err() {
             let required = std::env::var("VIPPS_REQUIRE_REDIS").is_ok_and(|v| v == "1");
@@ -53,6 +65,7 @@ impl RedisServer {
             binary,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             port,
+            tls,
             dir,
             child: None,
         };
@@ -63,8 +76,15 @@ impl RedisServer {
     /// (Re)starts the server on the same port, empty, and waits until it says it is ready.
     pub fn restart(&mut self) {
         self.kill();
+        let port = self.port.to_string();
+        let ports: [&str; 4] = if self.tls {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--bind", "127.0.0.1"]
+        };
         let mut child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--save",
                 "",
@@ -109,6 +129,23 @@ impl RedisServer {
     #[allow(dead_code)]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Runs `redis-cli` against this server with `args`; its stdout.
+    #[allow(dead_code)]
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (apt-get install redis-tools)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Whether the server still runs.
+    #[allow(dead_code)]
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 }
 

@@ -96,7 +96,9 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     check_clock(&mut report, session.client.base_url(), args.target.timeout).await;
     let secret = credentials.as_ref().map(|c| &c.client_secret);
     match store {
-        Some(store) => check_store(&mut report, store).await,
+        Some(store) => {
+            check_store(&mut report, store, remote_store(&args).unwrap_or_default()).await
+        }
         None if remote_store(&args).is_none() => check_cache(&mut report, &args, secret).await,
         None => {} // its settings failed, reported first
     }
@@ -375,7 +377,7 @@ fn open_store(
 async fn check_cache(report: &mut Report, args: &DoctorArgs, secret: Option<&ClientSecret>) {
     if let Some(url) = args.store.store.as_deref().filter(|_| !args.store.no_cache) {
         match crate::store::try_open(url, secret) {
-            Ok(store) => return check_store(report, store).await,
+            Ok(store) => return check_store(report, store, url).await,
             Err(message) => return report.line(Status::Fail, "store", message),
         }
     }
@@ -389,15 +391,42 @@ async fn check_cache(report: &mut Report, args: &DoctorArgs, secret: Option<&Cli
 }
 
 /// The store reachable, and the sealing key able to read what it writes.
-async fn check_store(report: &mut Report, store: std::sync::Arc<dyn store::TokenStore>) {
+async fn check_store(report: &mut Report, store: std::sync::Arc<dyn store::TokenStore>, url: &str) {
+    let started = std::time::Instant::now();
     match store::probe(&*store).await {
-        Ok(()) => report.line(Status::Ok, "store", "reachable; the sealing key reads its own record"),
+        Ok(()) => report.line(
+            Status::Ok,
+            "store",
+            format!(
+                "{} reachable; the sealing key reads its own record (probe: {} ms)",
+                describe_store(url),
+                started.elapsed().as_millis()
+            ),
+        ),
         Err(error) => report.line(
             Status::Fail,
             "store",
             format!("{error}: check the URL, that Redis runs and accepts this AUTH, and that every process has the same key"),
         ),
     }
+}
+
+/// What kind of store the URL names, and where, without its credentials.
+fn describe_store(url: &str) -> String {
+    if let Some(dir) = url.strip_prefix("file:") {
+        return format!("the file store in {dir}");
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
+    let kind = match scheme {
+        "redis+cluster" => "Redis Cluster",
+        "rediss+cluster" => "Redis Cluster over TLS",
+        "redis+sentinel" => "Redis through Sentinel",
+        "rediss+sentinel" => "Redis through Sentinel over TLS",
+        "rediss" | "valkeys" => "Redis over TLS",
+        _ => "Redis",
+    };
+    format!("{kind} at {hosts}")
 }
 
 fn is_uuid(text: &str) -> bool {

@@ -27,7 +27,6 @@ mod progress;
 mod serve;
 mod spec;
 mod store;
-mod store_warnings;
 
 use std::process::ExitCode;
 
@@ -40,13 +39,26 @@ use crate::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    store_warnings::show();
+    log_warnings_to_stderr();
     let outcome = run(cli.command);
     // A report that could not be written outranks the outcome it would have shown.
     match output::write_failure().map_or(outcome, Err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
+}
+
+/// Warnings (a token store bypassed, a refresh that failed) as one line each on stderr,
+/// without time or colour: a script sees why every run fetches. The library never puts a
+/// secret in a log.
+fn log_warnings_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 fn run(command: Command) -> Result<(), Failure> {

@@ -31,6 +31,9 @@ pub const PREFIX_VARIABLE: &str = "VIPPS_TOKEN_STORE_PREFIX";
 const FILE_SCHEME: &str = "file:";
 /// The directory of the cache under the user's cache directory.
 const CACHE_DIR_NAME: &str = "vipps-token";
+/// A PEM file of the CA that signed Redis's certificate, for `rediss` URLs; without it,
+/// the system's roots.
+pub const CA_VARIABLE: &str = "VIPPS_TOKEN_STORE_CA";
 
 /// The store a token command uses, if any: `--store URL`, else the file cache (not with
 /// `--no-cache`, nor for `--env mock`, whose tokens die with the process). A usage error
@@ -98,8 +101,20 @@ pub fn try_open(url: &str, secret: Option<&ClientSecret>) -> Result<Arc<dyn Toke
              for every process (make one with `openssl rand -base64 32`)"
         )
     })?;
-    let store =
-        RedisTokenStore::new(url, config(keys)).map_err(|error| format!("--store: {error}"))?;
+    let config = config(keys);
+    let store = match std::env::var_os(CA_VARIABLE) {
+        Some(path) => {
+            let pem = std::fs::read(&path).map_err(|error| {
+                format!(
+                    "{CA_VARIABLE}: could not read {}: {error}; give the path of a PEM file",
+                    std::path::Path::new(&path).display()
+                )
+            })?;
+            RedisTokenStore::with_ca(url, config, &pem)
+                .map_err(|error| format!("--store with {CA_VARIABLE}: {error}"))?
+        }
+        None => RedisTokenStore::new(url, config).map_err(|error| format!("--store: {error}"))?,
+    };
     Ok(Arc::new(store))
 }
 
@@ -153,5 +168,11 @@ pub async fn fetch_through(
     let request = async { provider.token().await.map(|token| (*token).clone()) };
     let request = session.within_deadline(request);
     let token = progress::while_waiting(session.client.base_url(), request).await?;
-    output::print(&token, output)
+    let printed = output::print(&token, output);
+    // The record is saved after the token is handed out; the next run needs it.
+    vipps_access_token::store::settle(SAVE_WAIT).await;
+    printed
 }
+
+/// How long a run waits, after printing its token, for the record to reach the store.
+const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -1,0 +1,85 @@
+//! The Lua scripts that make each step of a token one round trip, atomic on Redis. Every
+//! key a script touches shares the token's `{hash tag}`, so each runs on one Cluster slot.
+//! Sent as `EVALSHA`; `redis::Script` loads a script again when a server answers
+//! `NOSCRIPT` (after a restart or a failover).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// KEYS: lease, failure marker, records... ARGV: holder, lease ms, min life ms.
+/// Reads every record; unless one has more than `min life` left, takes the lease
+/// (`SET NX PX`). Returns `[leased "1"/"0", lease holder or nil, failure marker or nil,
+/// records...]`.
+pub(super) static READ_OR_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local out = {}
+local fresh = false
+for i = 3, #KEYS do
+  local record = redis.call('GET', KEYS[i])
+  out[#out + 1] = record
+  if record and redis.call('PTTL', KEYS[i]) > tonumber(ARGV[3]) then fresh = true end
+end
+local leased = '0'
+local holder = false
+if not fresh and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  leased = '1'
+else
+  holder = redis.call('GET', KEYS[1])
+end
+local reply = {leased, holder, redis.call('GET', KEYS[2])}
+for i = 1, #out do reply[#reply + 1] = out[i] end
+return reply
+",
+    )
+});
+
+/// KEYS: the key. ARGV: value, ms. Extends the key's life only if it holds the value.
+pub(super) static EXTEND_IF_EQUAL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
+
+/// KEYS: the key. ARGV: value. Deletes the key only if it holds the value.
+pub(super) static DELETE_IF_EQUAL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// KEYS: record, lease, failure marker. ARGV: sealed record, ms, holder. Saves the
+/// record, clears the marker, and releases the lease if the holder still holds it.
+pub(super) static SAVE_AND_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[3])
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+",
+    )
+});
+
+/// KEYS: lease, failure marker. ARGV: holder, marker ms. Sets the failure marker to the
+/// holder and releases the lease if the holder still holds it.
+pub(super) static FAIL_AND_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+",
+    )
+});
