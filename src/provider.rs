@@ -267,22 +267,17 @@ impl TokenProvider {
     }
 
     /// Joins the fetch in flight, or takes the token `done` finds (one cached since the
-    /// caller looked), or starts a fetch. If the task running it is dropped (its runtime
-    /// shut down), one more is started on the caller's runtime.
+    /// caller looked), or starts a fetch. A fetch whose runtime shut down or stopped running
+    /// tasks is replaced by one on the caller's runtime (see `single_flight.rs`).
     async fn join_fetch(
         &self,
         done: impl Fn() -> Option<Arc<AccessToken>>,
     ) -> Result<Arc<AccessToken>, Error> {
-        for _ in 0..2 {
-            let done = || done().map(Ok);
-            match self.slot.flight.join_or_start(done, || self.fetch()).await {
-                Ok(outcome) => return outcome,
-                Err(Abandoned) => {
-                    tracing::debug!("a vipps access token fetch was abandoned: starting another");
-                }
-            }
+        let done = || done().map(Ok);
+        match self.slot.flight.run(done, || self.fetch()).await {
+            Ok(outcome) => outcome,
+            Err(Abandoned) => Err(Error::Interrupted),
         }
-        Err(Error::Interrupted)
     }
 
     /// Forgets the cached token, for when an API answered 401 to a request that used it.
@@ -419,8 +414,15 @@ impl Future for TokenFuture<'_> {
 fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'static str) {
     match outcome {
         Ok(token) => {
-            slot.cached
-                .store(Some(Arc::new(Cached::new(token.clone(), policy))));
+            let fresh = Arc::new(Cached::new(token.clone(), policy));
+            // A fetch that stalled and finished after its replacement must not put back an
+            // older token: the later request wins.
+            slot.cached.rcu(|current| match current {
+                Some(held) if held.token.requested_at_instant() > token.requested_at_instant() => {
+                    Some(held.clone())
+                }
+                _ => Some(fresh.clone()),
+            });
             *lock(&slot.last_error) = None;
             metrics::expires_in(flow, token.expires_in());
         }
