@@ -194,6 +194,12 @@ impl TokenProvider {
         &self.client
     }
 
+    /// The flow's name, for logs and metric labels.
+    #[cfg(feature = "middleware")]
+    pub(crate) fn flow_name(&self) -> &'static str {
+        self.source.flow_name()
+    }
+
     /// How many keys the cache holds a slot for now; at most
     /// [`TokenProviderBuilder::max_slots`] besides those live handles point at.
     pub fn cached_keys(&self) -> usize {
@@ -297,6 +303,78 @@ impl TokenProvider {
             #[cfg(feature = "store")]
             self.forget_in_store(token);
         }
+    }
+
+    /// What to retry with after an API refused `rejected` with a 401 that may be about the
+    /// token (one that is not, such as APIM's "invalid subscription key", is better
+    /// returned as is: another token cannot fix it).
+    ///
+    /// - `Some(token)` newer than `rejected`: another call's refresh produced it already,
+    ///   or this call forced one (`rejected` is forgotten, here and in the fleet's store).
+    /// - `None`: a refresh was forced less than
+    ///   [`RefreshPolicy::forced_refresh_interval`] ago and nothing newer came of it: hand
+    ///   the 401 back. An API that refuses every token then costs one token request per
+    ///   interval, not one per call.
+    ///
+    /// Many calls refused with the same token cause one refresh.
+    /// [`crate::VippsAuthMiddleware`] calls it on every 401 it retries.
+    pub async fn token_after_rejection(
+        &self,
+        rejected: &Arc<AccessToken>,
+    ) -> Result<Option<Arc<AccessToken>>, Error> {
+        let flow = self.source.flow_name();
+        let newer = || {
+            let cached = self.slot.cached.load();
+            cached
+                .as_ref()
+                .filter(|c| !Arc::ptr_eq(&c.token, rejected) && Instant::now() < c.usable_until)
+                .map(|c| c.token.clone())
+        };
+        if let Some(token) = newer() {
+            tracing::debug!(
+                outcome = "newer_token",
+                "retrying a 401 with a newer vipps access token"
+            );
+            metrics::unauthorized(flow, "newer_token");
+            return Ok(Some(token));
+        }
+        // Decided and started under one lock, so that a caller that finds the interval
+        // running also finds the refresh it started.
+        let forced = {
+            let mut last = lock(&self.slot.forced_refresh_at);
+            let now = Instant::now();
+            let due = last.is_none_or(|at| now >= at + self.cache.policy.forced_refresh_interval);
+            if due {
+                *last = Some(now);
+                self.invalidate_token(rejected);
+                self.slot
+                    .flight
+                    .start(|| newer().is_none(), || self.fetch());
+            }
+            due
+        };
+        if forced {
+            tracing::info!(
+                outcome = "refreshed",
+                "an API answered 401: refreshing the vipps access token and retrying once"
+            );
+            metrics::unauthorized(flow, "refreshed");
+        } else if !self.slot.flight.is_running() {
+            tracing::warn!(
+                outcome = "rate_limited",
+                interval_secs = self.cache.policy.forced_refresh_interval.as_secs_f64(),
+                "an API answered 401 to a vipps access token refreshed moments ago: returning the 401 (check the API's product and keys)"
+            );
+            metrics::unauthorized(flow, "rate_limited");
+            return Ok(None);
+        } else {
+            tracing::debug!(
+                outcome = "newer_token",
+                "retrying a 401 with the token being refreshed"
+            );
+            metrics::unauthorized(flow, "newer_token");
+        }
+        self.join_fetch(newer).await.map(Some)
     }
 
     /// Removes `token`, refused with 401, from the fleet's store too, so that no process
