@@ -356,7 +356,7 @@ impl TokenProvider {
         if forced {
             tracing::info!(
                 outcome = "refreshed",
-                "an API answered 401: refreshing the vipps access token and retrying once"
+                "an API answered 401: retrying once with a fresh token"
             );
             metrics::unauthorized(flow, "refreshed");
         } else if !self.slot.flight.is_running() {
