@@ -317,7 +317,7 @@ impl TokenProvider {
     ///   interval, not one per call.
     ///
     /// Many calls refused with the same token cause one refresh.
-    /// [`crate::VippsAuthMiddleware`] calls it on every 401 it retries.
+    /// `VippsAuthMiddleware` (feature `middleware`) calls it on every 401 it may retry.
     pub async fn token_after_rejection(
         &self,
         rejected: &Arc<AccessToken>,
