@@ -3,6 +3,8 @@
 //!
 //! - `cached_token`: a cached `token()` against a bare `ArcSwap::load_full`, alone and with
 //!   a second thread doing the same.
+//! - `cached_token_in_tasks`: the same awaited in tasks on a multi-thread runtime, as a
+//!   service calls it, on 1 and on 2 worker threads at once.
 //! - `cold_start`: 1000 concurrent callers on an empty cache against one fetch; the number
 //!   of upstream requests per cold start is printed and must be 1.
 //! - `fetch`: one `standard_token` against a raw reqwest POST of the same request.
@@ -117,6 +119,82 @@ fn cached_token(c: &mut Criterion) {
         let hit = || provider.cached_token().expect("a fresh token");
         with_contention(|| drop(black_box(hit())), || b.iter(|| black_box(hit())))
     });
+    group.finish();
+    assert_eq!(answered.load(Ordering::Relaxed), 1, "every call was a hit");
+}
+
+/// What a task awaits in a loop: the baseline or the provider's hit.
+#[derive(Clone)]
+enum Subject {
+    Baseline(Arc<ArcSwap<vipps_access_token::AccessToken>>),
+    Provider(Box<TokenProvider>),
+}
+
+impl Subject {
+    async fn hits(&self, iters: u64) {
+        match self {
+            Self::Baseline(baseline) => {
+                for _ in 0..iters {
+                    black_box(async { baseline.load_full() }.await);
+                }
+            }
+            Self::Provider(provider) => {
+                for _ in 0..iters {
+                    black_box(provider.token().await.expect("a hit"));
+                }
+            }
+        }
+    }
+}
+
+/// A cached `token().await` in tasks on a multi-thread runtime (2 workers), as a service
+/// calls it, beside the same loop around the baseline: one task, then two at once (one per
+/// worker). The time per call is the slowest task's.
+fn cached_token_in_tasks(c: &mut Criterion) {
+    let rt = runtime();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let server = rt.block_on(token_server(answered.clone()));
+    let provider = TokenProvider::new(client(&server), TokenSource::Standard(credentials()));
+    let token = rt.block_on(provider.token()).expect("a token");
+    let subjects = [
+        (
+            "baseline: ArcSwap::load_full",
+            Subject::Baseline(Arc::new(ArcSwap::new(token))),
+        ),
+        (
+            "TokenProvider::token (cache hit)",
+            Subject::Provider(Box::new(provider)),
+        ),
+    ];
+
+    let mut group = c.benchmark_group("cached_token_in_tasks");
+    for tasks in [1, 2] {
+        for (name, subject) in &subjects {
+            group.bench_function(format!("{tasks} threads: {name}"), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Arc::new(tokio::sync::Barrier::new(tasks));
+                        let running: Vec<_> = (0..tasks)
+                            .map(|_| {
+                                let (subject, start) = (subject.clone(), start.clone());
+                                tokio::spawn(async move {
+                                    start.wait().await;
+                                    let began = std::time::Instant::now();
+                                    subject.hits(iters).await;
+                                    began.elapsed()
+                                })
+                            })
+                            .collect();
+                        let mut slowest = Duration::ZERO;
+                        for task in running {
+                            slowest = slowest.max(task.await.expect("the task ran"));
+                        }
+                        slowest
+                    })
+                })
+            });
+        }
+    }
     group.finish();
     assert_eq!(answered.load(Ordering::Relaxed), 1, "every call was a hit");
 }
@@ -291,6 +369,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = cached_token, cold_start, fetch, many_merchants
+    targets = cached_token, cached_token_in_tasks, cold_start, fetch, many_merchants
 }
 criterion_main!(benches);

@@ -44,6 +44,8 @@ mod sync;
 mod time;
 mod tls;
 mod token;
+#[cfg(feature = "middleware")]
+mod unauthorized;
 
 pub use body::MAX_RESPONSE_BYTES;
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};

@@ -9,6 +9,7 @@
 //! | `vipps_access_token_refresh_failures_total` | counter | `flow` | refreshes that failed while a valid token was still served: act before it expires |
 //! | `vipps_access_token_slots` | gauge | | keys the provider holds a slot for |
 //! | `vipps_access_token_slot_evictions_total` | counter | | slots evicted to stay within the bound |
+//! | `vipps_access_token_unauthorized_total` | counter | `flow`, `outcome` | API calls answered 401, by what was done: `not_token` (the 401 is about something else, such as the subscription key: returned as is), `refreshed` (a refresh was forced and the call retried), `newer_token` (retried with a token another call's refresh produced), `rate_limited` (a refresh was forced less than `forced_refresh_interval` ago: returned as is) |
 //!
 //! `flow` is `standard`, `partner` or `legacy`; `outcome` is `success` or the error's kind
 //! (`api`, `transport`, `invalid_response`, `response_too_large`, `interrupted`,
@@ -58,6 +59,13 @@ pub(crate) fn slots_evicted(count: usize) {
     metrics::counter!("vipps_access_token_slot_evictions_total").increment(count as u64);
 }
 
+/// An API call of `flow` was answered 401, and `outcome` is what was done about it.
+#[cfg(feature = "metrics")]
+pub(crate) fn unauthorized(flow: &'static str, outcome: &'static str) {
+    metrics::counter!("vipps_access_token_unauthorized_total", "flow" => flow, "outcome" => outcome)
+        .increment(1);
+}
+
 #[cfg(feature = "metrics")]
 fn error_kind(error: &Error) -> &'static str {
     match error {
@@ -81,6 +89,7 @@ mod disabled {
     pub(crate) fn refresh_failed(_: &'static str) {}
     pub(crate) fn slots_in_use(_: usize) {}
     pub(crate) fn slots_evicted(_: usize) {}
+    pub(crate) fn unauthorized(_: &'static str, _: &'static str) {}
 }
 
 #[cfg(not(feature = "metrics"))]

@@ -1,17 +1,31 @@
 //! [`VippsAuthMiddleware`]: authenticates calls to other Vipps MobilePay APIs from a
-//! [`TokenProvider`], and retries once with a fresh token when one is refused with 401.
+//! [`TokenProvider`], and retries once with a fresh token when a 401 may be about the token.
 //! Only requests to the origins it is meant for are touched: a client shared with other
 //! hosts never hands them a Vipps credential.
 
 use reqwest::{Request, Response, StatusCode, header::HeaderMap, redirect};
-use reqwest_middleware::{Middleware, Next};
+use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use url::{Origin, Url};
 
-use crate::{client::is_loopback, error::Error, provider::TokenProvider};
+use crate::{
+    client::is_loopback,
+    error::Error,
+    provider::TokenProvider,
+    unauthorized::{Unauthorized, classify},
+};
 
 /// Puts `Authorization: Bearer <token>`, the subscription key (standard and legacy flows),
 /// `Merchant-Serial-Number` and the `Vipps-System-*` headers on requests to the Vipps
 /// MobilePay origin, and on nothing else.
+///
+/// **Build the client with [`Self::client`] (or [`Self::client_from`]).** The middleware
+/// sees only the first request of a redirect chain: reqwest follows redirects below it, and
+/// its default policy carries `Ocp-Apim-Subscription-Key`, `Merchant-Serial-Number` and the
+/// other custom headers to wherever a 3xx points, another host included (it drops only
+/// `Authorization`). Put on a client of your own without [`Self::redirect_policy`], this
+/// middleware **cannot stop a redirect from handing the subscription key to a foreign
+/// origin**. `client` and `client_from` set that policy, which refuses redirects away from
+/// an authenticated origin.
 ///
 /// The origin (scheme, host and port) is the provider's base URL: `https://api.vipps.no`,
 /// `https://apitest.vipps.no`, or a custom or mock URL. Add others with
@@ -19,12 +33,13 @@ use crate::{client::is_loopback, error::Error, provider::TokenProvider};
 /// host, passes through untouched: no header, no token fetched, no retry.
 ///
 /// `Authorization` and the subscription key always come from the token; the identifying
-/// headers are added only where the request has none of its own. On a 401 the token is
-/// invalidated and the request sent once more with a fresh one (if its body can be cloned).
+/// headers are added only where the request has none of its own.
 ///
-/// reqwest's default redirect policy drops `Authorization` when a redirect leaves the host,
-/// but keeps `Ocp-Apim-Subscription-Key` and the other headers: build the client with
-/// [`Self::redirect_policy`], which refuses redirects away from an authenticated origin.
+/// A 401 is retried once with a fresh token (if the request's body can be cloned) only
+/// when it may be about the token: see [`TokenProvider::token_after_rejection`]. A 401 from
+/// the API gateway about the subscription key, or with a `WWW-Authenticate` challenge
+/// other than `invalid_token`, is returned as is, and no token is fetched; forced
+/// refreshes are at most one per key per [`crate::RefreshPolicy::forced_refresh_interval`].
 ///
 /// ```no_run
 /// use vipps_access_token::{Client, Environment, StandardCredentials, TokenProvider, TokenSource, VippsAuthMiddleware};
@@ -36,12 +51,7 @@ use crate::{client::is_loopback, error::Error, provider::TokenProvider};
 ///     "0f14ebcab0ec4b29ae0cb90d91b4a84a",
 /// );
 /// let provider = TokenProvider::new(Client::new(Environment::Test)?, TokenSource::Standard(credentials));
-/// let auth = VippsAuthMiddleware::new(provider);
-/// let http = reqwest::Client::builder()
-///     .redirect(auth.redirect_policy())
-///     .build()
-///     .expect("a reqwest client");
-/// let http = reqwest_middleware::ClientBuilder::new(http).with(auth).build();
+/// let http = VippsAuthMiddleware::new(provider).client()?;
 /// # let _ = http; Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -82,7 +92,30 @@ impl VippsAuthMiddleware {
         Ok(self)
     }
 
-    /// A redirect policy for the `reqwest::Client` under this middleware: redirects within
+    /// An authenticated client: this middleware on a `reqwest::Client` from
+    /// [`crate::http_client_builder`], with [`Self::redirect_policy`]. The safe way to call
+    /// other Vipps MobilePay APIs.
+    pub fn client(self) -> Result<ClientWithMiddleware, Error> {
+        self.client_from(crate::http::http_client_builder()?)
+    }
+
+    /// Like [`Self::client`], on your own `reqwest::ClientBuilder` (timeouts, proxies,
+    /// pools): its redirect policy is replaced by [`Self::redirect_policy`]. Start it from
+    /// [`crate::http_client_builder`], which sets the TLS provider.
+    pub fn client_from(self, http: reqwest::ClientBuilder) -> Result<ClientWithMiddleware, Error> {
+        let http = http.redirect(self.redirect_policy()).build().map_err(|e| {
+            Error::invalid_input(
+                "http_client",
+                format!("the reqwest client could not be built ({e}): check its settings"),
+            )
+        })?;
+        Ok(reqwest_middleware::ClientBuilder::new(http)
+            .with(self)
+            .build())
+    }
+
+    /// A redirect policy for the `reqwest::Client` under this middleware (set by
+    /// [`Self::client`] and [`Self::client_from`]): redirects within
     /// an origin, or between origins that are not authenticated, are followed as reqwest's
     /// default does (at most 10); a redirect from an authenticated origin to another origin
     /// is not followed, and the 3xx response is returned as it came.
@@ -130,18 +163,28 @@ impl Middleware for VippsAuthMiddleware {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        tracing::debug!("a Vipps MobilePay API answered 401: retrying once with a fresh token");
-        self.provider.invalidate_token(&token);
-        let Some(retry) = retry else {
+        let (response, verdict) = classify(response).await?;
+        if let Unauthorized::NotTheToken(reason) = verdict {
+            tracing::debug!(
+                outcome = "not_token",
+                reason,
+                "a Vipps MobilePay API answered 401, not about the token: returned as is"
+            );
+            crate::metrics::unauthorized(self.provider.flow_name(), "not_token");
             return Ok(response);
-        };
-        let token = self
+        }
+        let fresh = self
             .provider
-            .token()
+            .token_after_rejection(&token)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        next.run(authenticated(retry, token.headers()), extensions)
-            .await
+        match (fresh, retry) {
+            (Some(fresh), Some(retry)) => {
+                next.run(authenticated(retry, fresh.headers()), extensions)
+                    .await
+            }
+            _ => Ok(response),
+        }
     }
 }
 

@@ -194,6 +194,12 @@ impl TokenProvider {
         &self.client
     }
 
+    /// The flow's name, for logs and metric labels.
+    #[cfg(feature = "middleware")]
+    pub(crate) fn flow_name(&self) -> &'static str {
+        self.source.flow_name()
+    }
+
     /// How many keys the cache holds a slot for now; at most
     /// [`TokenProviderBuilder::max_slots`] besides those live handles point at.
     pub fn cached_keys(&self) -> usize {
@@ -267,22 +273,17 @@ impl TokenProvider {
     }
 
     /// Joins the fetch in flight, or takes the token `done` finds (one cached since the
-    /// caller looked), or starts a fetch. If the task running it is dropped (its runtime
-    /// shut down), one more is started on the caller's runtime.
+    /// caller looked), or starts a fetch. A fetch whose runtime shut down or stopped running
+    /// tasks is replaced by one on the caller's runtime (see `single_flight.rs`).
     async fn join_fetch(
         &self,
         done: impl Fn() -> Option<Arc<AccessToken>>,
     ) -> Result<Arc<AccessToken>, Error> {
-        for _ in 0..2 {
-            let done = || done().map(Ok);
-            match self.slot.flight.join_or_start(done, || self.fetch()).await {
-                Ok(outcome) => return outcome,
-                Err(Abandoned) => {
-                    tracing::debug!("a vipps access token fetch was abandoned: starting another");
-                }
-            }
+        let done = || done().map(Ok);
+        match self.slot.flight.run(done, || self.fetch()).await {
+            Ok(outcome) => outcome,
+            Err(Abandoned) => Err(Error::Interrupted),
         }
-        Err(Error::Interrupted)
     }
 
     /// Forgets the cached token, for when an API answered 401 to a request that used it.
@@ -302,6 +303,78 @@ impl TokenProvider {
             #[cfg(feature = "store")]
             self.forget_in_store(token);
         }
+    }
+
+    /// What to retry with after an API refused `rejected` with a 401 that may be about the
+    /// token (one that is not, such as APIM's "invalid subscription key", is better
+    /// returned as is: another token cannot fix it).
+    ///
+    /// - `Some(token)` newer than `rejected`: another call's refresh produced it already,
+    ///   or this call forced one (`rejected` is forgotten, here and in the fleet's store).
+    /// - `None`: a refresh was forced less than
+    ///   [`RefreshPolicy::forced_refresh_interval`] ago and nothing newer came of it: hand
+    ///   the 401 back. An API that refuses every token then costs one token request per
+    ///   interval, not one per call.
+    ///
+    /// Many calls refused with the same token cause one refresh.
+    /// `VippsAuthMiddleware` (feature `middleware`) calls it on every 401 it may retry.
+    pub async fn token_after_rejection(
+        &self,
+        rejected: &Arc<AccessToken>,
+    ) -> Result<Option<Arc<AccessToken>>, Error> {
+        let flow = self.source.flow_name();
+        let newer = || {
+            let cached = self.slot.cached.load();
+            cached
+                .as_ref()
+                .filter(|c| !Arc::ptr_eq(&c.token, rejected) && Instant::now() < c.usable_until)
+                .map(|c| c.token.clone())
+        };
+        if let Some(token) = newer() {
+            tracing::debug!(
+                outcome = "newer_token",
+                "retrying a 401 with a newer vipps access token"
+            );
+            metrics::unauthorized(flow, "newer_token");
+            return Ok(Some(token));
+        }
+        // Decided and started under one lock, so that a caller that finds the interval
+        // running also finds the refresh it started.
+        let forced = {
+            let mut last = lock(&self.slot.forced_refresh_at);
+            let now = Instant::now();
+            let due = last.is_none_or(|at| now >= at + self.cache.policy.forced_refresh_interval);
+            if due {
+                *last = Some(now);
+                self.invalidate_token(rejected);
+                self.slot
+                    .flight
+                    .start(|| newer().is_none(), || self.fetch());
+            }
+            due
+        };
+        if forced {
+            tracing::info!(
+                outcome = "refreshed",
+                "an API answered 401: retrying once with a fresh token"
+            );
+            metrics::unauthorized(flow, "refreshed");
+        } else if !self.slot.flight.is_running() {
+            tracing::warn!(
+                outcome = "rate_limited",
+                interval_secs = self.cache.policy.forced_refresh_interval.as_secs_f64(),
+                "an API answered 401 to a vipps access token refreshed moments ago: returning the 401 (check the API's product and keys)"
+            );
+            metrics::unauthorized(flow, "rate_limited");
+            return Ok(None);
+        } else {
+            tracing::debug!(
+                outcome = "newer_token",
+                "retrying a 401 with the token being refreshed"
+            );
+            metrics::unauthorized(flow, "newer_token");
+        }
+        self.join_fetch(newer).await.map(Some)
     }
 
     /// Removes `token`, refused with 401, from the fleet's store too, so that no process
@@ -419,8 +492,15 @@ impl Future for TokenFuture<'_> {
 fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'static str) {
     match outcome {
         Ok(token) => {
-            slot.cached
-                .store(Some(Arc::new(Cached::new(token.clone(), policy))));
+            let fresh = Arc::new(Cached::new(token.clone(), policy));
+            // A fetch that stalled and finished after its replacement must not put back an
+            // older token: the later request wins.
+            slot.cached.rcu(|current| match current {
+                Some(held) if held.token.requested_at_instant() > token.requested_at_instant() => {
+                    Some(held.clone())
+                }
+                _ => Some(fresh.clone()),
+            });
             *lock(&slot.last_error) = None;
             metrics::expires_in(flow, token.expires_in());
         }

@@ -1,6 +1,24 @@
 //! Secret-free text from what a server sent: the secrets the caller sent are hidden
 //! wherever they are echoed, and so is anything shaped like a token or a key. Prose, paths,
-//! URLs and ids (UUIDs, trace ids) pass through unchanged, so that a message stays readable.
+//! URLs and ids pass through unchanged, so that a message stays readable and a support
+//! ticket can quote it.
+//!
+//! What is hidden, and what is kept, for a run of key characters:
+//!
+//! | run | verdict |
+//! | --- | --- |
+//! | a secret the caller sent ([`hide_secrets`]), anywhere | hidden |
+//! | a JWT (`eyJ...` in 3 or 5 base64url parts) | hidden |
+//! | a UUID; a W3C `traceparent` (`00-<32 hex>-<16 hex>-01`); 40 hex digits (a commit SHA) | kept |
+//! | any run right after an id's field name (`request_id`, `x-request-id`, `traceId`, `Trace ID:`, `correlation_id`, `reference`, `orderId`, `commit`, ...; see [`ID_FIELDS`]) | kept |
+//! | any other 20+ hex digits (a subscription key is 32) | hidden |
+//! | 20+ characters with a long stretch mixing digits with upper- **and** lower-case letters, or with base64's `+`, `/`, `=` (client secrets, Basic credentials, base64url keys) | hidden |
+//! | anything else: prose, paths, URLs, single-case references such as `ORDER20240502ABC123456` or `acme-shop-order-000123` | kept |
+//!
+//! A 32-hex request id and a subscription key look the same; only the field name before it
+//! tells them apart, and the caller's own subscription key is hidden by [`hide_secrets`]
+//! whatever precedes it. A mixed-case reference with no field name before it is hidden:
+//! erring on the side of the secret.
 
 /// The longest excerpt, in characters.
 const EXCERPT_CHARS: usize = 120;
@@ -15,6 +33,25 @@ const SECRET_RUN_CHARS: usize = 20;
 /// A key has a stretch of letters mixed with digits at least this long; a path or a word
 /// list (`request/response`, `/api/v2/accesstoken/jwt`) has none.
 const SECRET_STRETCH_CHARS: usize = 16;
+
+/// Field names (lower case, without `_`, `-` or spaces) whose value is an id, never a
+/// secret: `request_id`, `X-Request-ID`, `traceId`, `Trace ID:`, `orderId`, ...
+const ID_FIELDS: &[&str] = &[
+    "requestid",
+    "traceid",
+    "traceparent",
+    "spanid",
+    "correlationid",
+    "operationid",
+    "activityid",
+    "messageid",
+    "transactionid",
+    "orderid",
+    "paymentid",
+    "reference",
+    "commit",
+    "sha",
+];
 
 /// The start of `body` as one line of text, with anything that looks like a token, a key
 /// or a secret replaced by `[redacted]`.
@@ -45,7 +82,8 @@ pub(crate) fn hide_token_like(text: &str) -> String {
         let run_len = rest[start..]
             .find(|c: char| !is_key_char(c))
             .unwrap_or(rest.len() - start);
-        hide_run(&mut out, &rest[start..start + run_len]);
+        let after_id_field = follows_id_field(&out);
+        hide_run(&mut out, &rest[start..start + run_len], after_id_field);
         rest = &rest[start + run_len..];
     }
     out.push_str(rest);
@@ -54,7 +92,7 @@ pub(crate) fn hide_token_like(text: &str) -> String {
 
 /// Appends `run` to `out`, a JWT as a whole and anything else dot by dot, so that a
 /// sentence's full stop or a host name never joins two parts into one key.
-fn hide_run(out: &mut String, run: &str) {
+fn hide_run(out: &mut String, run: &str, after_id_field: bool) {
     let token = run.trim_end_matches('.');
     if is_jwt(token) {
         out.push_str(REDACTED);
@@ -65,8 +103,30 @@ fn hide_run(out: &mut String, run: &str) {
         if i > 0 {
             out.push('.');
         }
-        out.push_str(if looks_like_key(part) { REDACTED } else { part });
+        let hidden = !after_id_field && looks_like_key(part);
+        out.push_str(if hidden { REDACTED } else { part });
     }
+}
+
+/// True when `before` ends with an id's field name and its separator: `"request_id": "`,
+/// `X-Request-ID=`, `Trace ID: `, `traceparent `.
+fn follows_id_field(before: &str) -> bool {
+    let name = before.trim_end_matches(['"', '\'', ':', '=', ' ', '\t']);
+    if name.len() == before.len() {
+        return false;
+    }
+    let tail: String = name
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
+        .take(40)
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    ID_FIELDS.iter().any(|field| tail.ends_with(field))
 }
 
 /// A JWS or JWE in compact form: a base64url JOSE header (always `eyJ`, the encoding of
@@ -81,28 +141,46 @@ fn is_jwt(run: &str) -> bool {
         })
 }
 
-/// True for a base64, base64url or hex key: long, and with a long stretch that mixes
-/// letters and digits. UUIDs (client ids, trace and correlation ids) are ids, not keys.
+/// True for a hex key (20+ hex digits, but not the 40 of a commit SHA) or a base64 or
+/// base64url key: long, with a long stretch that mixes digits with upper- and lower-case
+/// letters, or with base64's own `+`, `/` or `=`. Ids (UUIDs, `traceparent`) are not keys.
 fn looks_like_key(run: &str) -> bool {
-    if run.trim_end_matches('=').len() < SECRET_RUN_CHARS || is_uuid(run) {
+    if run.trim_end_matches('=').len() < SECRET_RUN_CHARS || is_uuid(run) || is_traceparent(run) {
         return false;
     }
+    if run.chars().all(|c| c.is_ascii_hexdigit()) {
+        return run.len() != 40;
+    }
+    let base64_marks = run.contains(['+', '/', '=']);
     run.split(|c: char| !c.is_ascii_alphanumeric())
         .any(|stretch| {
+            let mixed_case = stretch.chars().any(|c| c.is_ascii_uppercase())
+                && stretch.chars().any(|c| c.is_ascii_lowercase());
             stretch.len() >= SECRET_STRETCH_CHARS
                 && stretch.chars().any(|c| c.is_ascii_digit())
                 && stretch.chars().any(|c| c.is_ascii_alphabetic())
+                && (mixed_case || base64_marks)
         })
+}
+
+/// A W3C `traceparent`: version, trace id, parent id and flags, `2-32-16-2` hex digits.
+fn is_traceparent(run: &str) -> bool {
+    hex_groups(run, &[2, 32, 16, 2])
 }
 
 /// `8-4-4-4-12` hex digits.
 fn is_uuid(run: &str) -> bool {
+    hex_groups(run, &[8, 4, 4, 4, 12])
+}
+
+/// `run` is groups of hex digits of these lengths, joined by `-`.
+fn hex_groups(run: &str, lengths: &[usize]) -> bool {
     let groups: Vec<&str> = run.split('-').collect();
-    groups.len() == 5
+    groups.len() == lengths.len()
         && groups
             .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+            .zip(lengths)
+            .all(|(group, len)| group.len() == *len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Replaces every occurrence of each known secret in `text` with `[redacted]`.
@@ -176,6 +254,60 @@ mod tests {
             let hidden = hide_token_like(&text);
             assert_eq!(hidden, "before [redacted]. after", "{what}");
         }
+    }
+
+    #[test]
+    fn keeps_trace_ids_request_ids_shas_and_order_references() {
+        for kept in [
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "failed (00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00)",
+            r#"{"request_id": "4bf92f3577b34da6a3ce929d0e0e4736"}"#,
+            r#"{"requestId":"0af7651916cd43dd8448eb211c80319c","traceId":"b7ad6b7169203331b7ad6b7169203331"}"#,
+            "X-Request-ID: 9c4d0e3a1f2b4c5d6e7f8a9b0c1d2e3f",
+            "Trace ID: 4bf92f3577b34da6a3ce929d0e0e4736 Correlation ID: 0af7651916cd43dd8448eb211c80319c",
+            "built from 3f786850e387550fdab836ed7e6dc881de23001b on main",
+            "order ORDER20240502ABC123456 not found",
+            "reference acme-webshop-order-2024-05-02-000123 is already captured",
+            r#"{"reference": "AcmeShop2024Order000123xY"}"#,
+            r#"{"orderId": "Zx81Kq2024aBcD99887766"}"#,
+        ] {
+            assert_eq!(hide_token_like(kept), kept);
+            assert_eq!(excerpt(kept.as_bytes()), kept);
+        }
+    }
+
+    #[test]
+    fn hides_keys_whatever_the_ids_around_them() {
+        for (text, hidden) in [
+            (
+                format!("key {SUBSCRIPTION_KEY} for request 4bf92f3577b34da6a3ce929d0e0e4736"),
+                "key [redacted] for request [redacted]".to_owned(),
+            ),
+            (
+                format!("Ocp-Apim-Subscription-Key: {SUBSCRIPTION_KEY}"),
+                "Ocp-Apim-Subscription-Key: [redacted]".to_owned(),
+            ),
+            (
+                format!("client_secret: {CLIENT_SECRET} traceparent 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                "client_secret: [redacted] traceparent 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            ),
+            (
+                format!(r#"{{"request_id": "{JWT}"}}"#),
+                r#"{"request_id": "[redacted]"}"#.to_owned(),
+            ),
+            (
+                "sig Zx81Kq2024aBcD99887766AbC".to_owned(),
+                "sig [redacted]".to_owned(),
+            ),
+        ] {
+            assert_eq!(hide_token_like(&text), hidden);
+        }
+        // The caller's own key is hidden even where an id would be kept.
+        let echoed = format!(r#"{{"request_id": "{SUBSCRIPTION_KEY}"}}"#);
+        assert_eq!(
+            hide_secrets(&hide_token_like(&echoed), &[SUBSCRIPTION_KEY]),
+            r#"{"request_id": "[redacted]"}"#
+        );
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct RefreshPolicy {
     pub expiry_margin: Duration,
     /// How long to wait before trying again after a background refresh failed.
     pub retry_interval: Duration,
+    /// At most one refresh per key in this interval is forced by APIs answering 401
+    /// ([`crate::TokenProvider::token_after_rejection`]): an API that refuses every token
+    /// (a key without the product, say) then costs the token endpoint one request per
+    /// interval, not one per call. 5 s by default.
+    pub forced_refresh_interval: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -33,6 +38,7 @@ impl Default for RefreshPolicy {
             jitter_fraction: 0.1,
             expiry_margin: Duration::from_secs(30),
             retry_interval: Duration::from_secs(5),
+            forced_refresh_interval: Duration::from_secs(5),
         }
     }
 }

@@ -45,6 +45,9 @@ pub(crate) struct Slot {
     pub(crate) flight: SingleFlight<FetchOutcome>,
     /// The last fetch's error, until a fetch succeeds.
     pub(crate) last_error: Mutex<Option<Error>>,
+    /// When a 401 last forced a refresh: at most one per
+    /// [`crate::RefreshPolicy::forced_refresh_interval`].
+    pub(crate) forced_refresh_at: Mutex<Option<Instant>>,
     /// The expiry of the last token refused with 401: the fleet's store must not hand it
     /// back.
     #[cfg(feature = "store")]

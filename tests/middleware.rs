@@ -204,3 +204,153 @@ async fn a_token_failure_is_a_middleware_error_and_nothing_reaches_the_api() {
     assert!(!message.contains(CLIENT_SECRET) && !message.contains(SUBSCRIPTION_KEY));
     assert!(requests_to(&server, API_PATH).await.is_empty());
 }
+
+/// APIM's own 401 for a subscription key that is wrong or lacks the product.
+fn subscription_key_refusal() -> ResponseTemplate {
+    ResponseTemplate::new(401).set_body_json(serde_json::json!({
+        "statusCode": 401,
+        "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."
+    }))
+}
+
+#[tokio::test]
+async fn a_subscription_key_401_is_returned_as_is_without_a_token_request() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .respond_with(subscription_key_refusal())
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    for _ in 0..20 {
+        let response = http
+            .get(format!("{}{API_PATH}", server.uri()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.url().path(), API_PATH, "the response as it came");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("invalid subscription key"), "{body}");
+    }
+    assert_eq!(requests_to(&server, API_PATH).await.len(), 20, "no retry");
+    let token_requests = requests_to(&server, "/accesstoken/get").await.len();
+    assert!(token_requests <= 2, "{token_requests} token requests");
+    assert_eq!(token_requests, 1, "the first token only");
+}
+
+#[tokio::test]
+async fn a_challenge_other_than_invalid_token_is_returned_as_is() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "www-authenticate",
+            r#"Bearer error="insufficient_scope", scope="payments""#,
+        ))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    let response = http
+        .get(format!("{}{API_PATH}", server.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(requests_to(&server, API_PATH).await.len(), 1);
+    assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_token_challenge_is_retried_with_a_fresh_token() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-1"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", r#"Bearer error="invalid_token""#),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-2"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    let response = http
+        .get(format!("{}{API_PATH}", server.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 2);
+}
+
+#[tokio::test]
+async fn forced_refreshes_are_rate_limited_per_key() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    // A bare 401 to every token: nothing the token can fix, but nothing says so.
+    Mock::given(matchers::path(API_PATH))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+
+    for _ in 0..20 {
+        let response = http
+            .get(format!("{}{API_PATH}", server.uri()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(
+        requests_to(&server, "/accesstoken/get").await.len(),
+        2,
+        "the first token, then one forced refresh within the interval"
+    );
+    assert_eq!(
+        requests_to(&server, API_PATH).await.len(),
+        21,
+        "one retry, with the refreshed token; then each 401 is handed back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_401s_for_one_stale_token_causes_one_refresh() {
+    let server = MockServer::start().await;
+    mount_token_endpoint(&server).await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-1"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-2"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let http = authenticated_http(&server);
+    // Every call below starts with token-1.
+    http.get(format!("{}/warm-up", server.uri()))
+        .send()
+        .await
+        .unwrap();
+
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (http, url) = (http.clone(), format!("{}{API_PATH}", server.uri()));
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 2);
+}

@@ -263,6 +263,56 @@ async fn the_crates_redirect_policy_keeps_the_key_home() {
     assert_eq!(received(&foreign).await.len(), 1);
 }
 
+/// Built the way the README tells a service to, with `client()` or with `client_from` on
+/// a builder that asked for reqwest's default redirects: a 307 from the Vipps origin to a
+/// foreign one delivers no credential and no identifying header there.
+#[tokio::test]
+async fn the_documented_client_keeps_every_credential_home_on_a_307() {
+    let vipps = vipps_server().await;
+    let foreign = foreign_server().await;
+    Mock::given(matchers::path("/temporary"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/landing", foreign.uri()).as_str()),
+        )
+        .mount(&vipps)
+        .await;
+    let documented = middleware(&vipps).client().expect("a client");
+    let own_builder = middleware(&vipps)
+        .client_from(
+            vipps_access_token::http_client_builder()
+                .expect("TLS set up")
+                .redirect(reqwest::redirect::Policy::default()),
+        )
+        .expect("a client");
+
+    for http in [documented, own_builder] {
+        let response = http
+            .post(format!("{}/temporary", vipps.uri()))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 307, "handed back, not followed");
+    }
+    for request in received(&foreign).await {
+        for name in [
+            "authorization",
+            "ocp-apim-subscription-key",
+            "merchant-serial-number",
+        ] {
+            assert!(
+                !request.headers.contains_key(name),
+                "{name} reached a foreign origin"
+            );
+        }
+    }
+    assert!(
+        received(&foreign).await.is_empty(),
+        "the foreign host saw nothing"
+    );
+}
+
 /// A client with reqwest's default redirect policy (follow up to 10), as a user who does
 /// not set one gets; TLS from the crate, as every client in the suite.
 fn default_redirects_http() -> reqwest::Client {

@@ -365,3 +365,51 @@ async fn partner_tokens_refresh_ahead_of_their_fifteen_minutes() {
     assert_eq!(secret(&refreshed), "partner-2");
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
+
+/// A 401 forces at most one refresh per key per `forced_refresh_interval`; a call refused
+/// with an older token retries with the newer one, and a call refused with the newest one
+/// inside the interval gets nothing to retry with.
+#[tokio::test(start_paused = true)]
+async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy());
+    let interval = exact_policy().forced_refresh_interval;
+    assert_eq!(interval, Duration::from_secs(5), "the documented default");
+
+    let first = provider.token().await.unwrap();
+    let second = provider
+        .token_after_rejection(&first)
+        .await
+        .unwrap()
+        .expect("a forced refresh");
+    assert_eq!(secret(&second), "token-2-msn-123456");
+    assert_eq!(upstream_requests(&server).await, 2);
+
+    // Refused again within the interval: the 401 goes back, nothing is fetched.
+    assert!(
+        provider
+            .token_after_rejection(&second)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A call that still held the first token retries with the second.
+    let newer = provider.token_after_rejection(&first).await.unwrap();
+    assert_eq!(newer.as_deref().map(secret), Some("token-2-msn-123456"));
+    assert_eq!(upstream_requests(&server).await, 2);
+    assert!(
+        Arc::ptr_eq(&provider.token().await.unwrap(), &second),
+        "a rate-limited 401 leaves the cached token in place"
+    );
+
+    // After the interval, the next 401 may force a refresh again.
+    tokio::time::advance(interval).await;
+    let third = provider
+        .token_after_rejection(&second)
+        .await
+        .unwrap()
+        .expect("a forced refresh after the interval");
+    assert_eq!(secret(&third), "token-3-msn-123456");
+    assert_eq!(upstream_requests(&server).await, 3);
+}

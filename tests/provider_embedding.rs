@@ -197,6 +197,98 @@ fn a_provider_outlives_many_runtimes_with_one_request() {
     assert_eq!(mock.token_requests(), 1);
 }
 
+// --- Callers on a live runtime, while the runtime that started the fetch does not run. ---
+
+/// A bound far above the fetch time plus the stall check (well under a second here): only
+/// a caller held hostage reaches it.
+const HOSTAGE: Duration = Duration::from_secs(5);
+
+fn multi_thread_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Ten callers on `live` get a token from one replacement fetch, within [`HOSTAGE`].
+fn served_on_a_live_runtime(mock: &DetachedMock, provider: &TokenProvider) {
+    multi_thread_runtime().block_on(async {
+        let callers: Vec<_> = (0..10)
+            .map(|_| {
+                let provider = provider.clone();
+                tokio::spawn(async move { tokio::time::timeout(HOSTAGE, provider.token()).await })
+            })
+            .collect();
+        for caller in callers {
+            let token = caller
+                .await
+                .unwrap()
+                .expect("served within the fetch time plus the stall check, not held hostage")
+                .expect("a token");
+            assert!(
+                mock.server
+                    .verify_token(token.secret().expose_secret())
+                    .is_some()
+            );
+        }
+    });
+    assert_eq!(
+        mock.token_requests(),
+        2,
+        "the stalled fetch, then one replacement for all the callers"
+    );
+}
+
+#[test]
+fn a_caller_is_not_hostage_to_an_idle_runtime() {
+    let mock = DetachedMock::start();
+    let provider = mock.provider(RefreshPolicy::default());
+    mock.server.set_delay(Duration::from_millis(200));
+
+    // A current-thread runtime starts the fetch, and its `block_on` returns: the caller
+    // gave up. The runtime lives on, driven by nobody.
+    let idle = runtime();
+    idle.block_on(async {
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), provider.token()).await;
+        assert!(gave_up.is_err());
+        mock.until_token_requests(1).await;
+    });
+
+    served_on_a_live_runtime(&mock, &provider);
+    drop(idle);
+}
+
+#[test]
+fn a_caller_is_not_hostage_to_a_blocked_runtime() {
+    let mock = DetachedMock::start();
+    let provider = mock.provider(RefreshPolicy::default());
+    mock.server.set_delay(Duration::from_millis(200));
+
+    let (blocked, blocks) = std::sync::mpsc::channel();
+    let (unblock, unblocked) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        // Dropped on the way out, also when an assertion fails: the blocked thread then ends.
+        let unblock = unblock;
+        // A current-thread runtime starts the fetch, then its only thread blocks.
+        let (mock, provider) = (&mock, &provider);
+        scope.spawn(move || {
+            runtime().block_on(async {
+                tokio::spawn({
+                    let provider = provider.clone();
+                    async move { provider.token().await }
+                });
+                mock.until_token_requests(1).await;
+                blocked.send(()).unwrap();
+                unblocked.recv().ok();
+            })
+        });
+        blocks.recv().unwrap();
+        served_on_a_live_runtime(mock, provider);
+        drop(unblock);
+    });
+}
+
 // --- Callers that give up or panic while they wait. ---
 
 #[tokio::test(start_paused = true)]

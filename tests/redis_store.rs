@@ -667,6 +667,9 @@ async fn a_rotated_key_reads_the_old_records_and_writes_new_ones() {
     let rotated = store(&server, config(2, Some(1)));
     let new_only = store(&server, config(2, None));
     let old_token = process(&mock, &old).token().await.unwrap();
+    // The record is saved after the token is handed out; the rotated key's lease is
+    // another name, so wait for the save rather than for a lease.
+    assert!(vipps_access_token::store::settle(Duration::from_secs(5)).await);
     let read = process(&mock, &rotated).token().await.unwrap();
     assert_eq!(mock.request_count(), 1, "the previous key still reads");
     assert_eq!(read.secret(), old_token.secret());
