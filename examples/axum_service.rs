@@ -62,16 +62,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     provider.refresh().await?; // fail fast at start-up on bad keys
 
-    // The authenticated client, built the README's way: tokens and the subscription key go
-    // to the Vipps origins only, and no redirect away from them is followed.
-    let auth = VippsAuthMiddleware::new(provider).with_origin(&epayment)?;
-    let http = vipps_access_token::http_client_builder()?
-        .redirect(auth.redirect_policy())
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let vipps = reqwest_middleware::ClientBuilder::new(http)
-        .with(auth)
-        .build();
+    // The authenticated client, built the README's way (`client()`, here `client_from` to add
+    // a timeout): tokens and the subscription key go to the Vipps origins only, and no
+    // redirect away from them is followed.
+    let vipps = VippsAuthMiddleware::new(provider)
+        .with_origin(&epayment)?
+        .client_from(vipps_access_token::http_client_builder()?.timeout(Duration::from_secs(10)))?;
 
     let app = Router::new()
         .route("/orders/{reference}/payment-state", get(payment_state))
