@@ -343,6 +343,10 @@ async fn exit_2_on_usage_and_invalid_input() {
             "staging",
         ),
         (vec!["token", "--base-url", "ftp://example"], "base_url"),
+        (
+            vec!["token", "--base-url", "http://api.example.test"],
+            "--base-url must use https",
+        ),
     ] {
         let run = run(&args, keys(), "").await;
         assert_eq!(run.code, 2, "{args:?}: {run:?}");

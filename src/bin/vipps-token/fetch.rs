@@ -37,6 +37,7 @@ impl Session {
                 (mock.base_url().to_owned(), Some(mock))
             }
         };
+        refuse_plain_http(&base_url)?;
         let mut builder = ClientBuilder::with_base_url(base_url)
             .timeout(target.timeout)
             .system_headers(SystemHeaders {
@@ -153,4 +154,25 @@ pub async fn legacy(args: LegacyArgs) -> Result<(), Failure> {
     }
     let request = session.client.legacy_token(&credentials, &args.resource);
     session.finish(request, args.output.output).await
+}
+
+/// `--base-url` over plain http to another machine: refused in the CLI's own words (the
+/// library's error names a builder setting the CLI does not offer).
+fn refuse_plain_http(base_url: &str) -> Result<(), Failure> {
+    let Ok(url) = url::Url::parse(base_url) else {
+        return Ok(()); // the client's checks say what is wrong with it
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(Failure::usage(
+            "--base-url must use https: the credentials travel in headers. Plain http is \
+             accepted on this machine only (127.0.0.1, ::1, localhost), for a local mock",
+        ));
+    }
+    Ok(())
 }
