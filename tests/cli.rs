@@ -519,8 +519,9 @@ async fn help_hides_environment_values() {
     assert!(run.stdout.contains("VIPPS_CLIENT_SECRET"), "{run:?}");
 }
 
-#[tokio::test]
-async fn mock_subcommand_serves_and_prints_its_keys() {
+/// `vipps-token mock` in the foreground, and what it printed up to its last line ("stop
+/// with ..."), after which its signal handlers are in place.
+async fn spawn_mock() -> (std::process::Child, Vec<String>) {
     let mut child = Command::new(bin())
         .args(["mock", "--addr", "127.0.0.1:0"])
         .stdin(Stdio::null())
@@ -536,7 +537,12 @@ async fn mock_subcommand_serves_and_prints_its_keys() {
             .take_while(|line| !line.starts_with("stop with"))
             .collect::<Vec<_>>()
     });
-    let lines = lines.await.unwrap();
+    (child, lines.await.unwrap())
+}
+
+#[tokio::test]
+async fn mock_subcommand_serves_and_prints_its_keys() {
+    let (mut child, lines) = spawn_mock().await;
     let text = lines.join("\n");
     let base_url = text
         .split_whitespace()
@@ -969,22 +975,11 @@ async fn token_json_carries_an_absolute_expiry() {
 #[tokio::test]
 async fn the_mock_stops_cleanly_on_sigterm_as_on_sigint() {
     for signal in ["TERM", "INT"] {
-        let mut child = Command::new(bin())
-            .args(["mock", "--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        // Once it prints its last line, its signal handlers are in place.
-        let ready = tokio::task::spawn_blocking(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .any(|line| line.starts_with("stop with"))
-        });
-        assert!(ready.await.unwrap(), "the mock started");
+        let (mut child, lines) = spawn_mock().await;
+        assert!(
+            lines.iter().any(|line| line.contains("http://127.0.0.1:")),
+            "the mock started: {lines:?}"
+        );
         let killed = Command::new("kill")
             .args([format!("-{signal}"), child.id().to_string()])
             .status()
