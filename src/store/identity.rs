@@ -157,13 +157,8 @@ mod tests {
     use super::*;
     use crate::{client::ClientBuilder, credentials::StandardCredentials, store::SealingKeys};
 
-    fn name(source: &TokenSource, client: &Client) -> String {
-        let config = StoreConfig::new(SealingKeys::new([3; 32], None));
-        TokenIdentity::new(source, client).record_name(&config, config.keys.writer())
-    }
-
-    #[test]
-    fn names_differ_by_merchant_and_hide_the_client_id() {
+    /// A loopback client and the documented example keys.
+    fn example() -> (Client, TokenSource) {
         let client = ClientBuilder::with_base_url("http://127.0.0.1:1")
             .allow_insecure_http(true)
             .build()
@@ -173,6 +168,24 @@ mod tests {
             "Y8Kteew6GE2ZmeycEt6egg==",
             "0f14ebcab0ec4b29ae0cb90d91b4a84a",
         ));
+        (client, source)
+    }
+
+    fn name(source: &TokenSource, client: &Client) -> String {
+        let config = StoreConfig::new(SealingKeys::new([3; 32], None));
+        TokenIdentity::new(source, client).record_name(&config, config.keys.writer())
+    }
+
+    /// The hash tag Redis Cluster hashes: the text between the first `{` and the next `}`.
+    fn tag(name: &str) -> &str {
+        let open = name.find('{').unwrap();
+        let close = open + name[open..].find('}').unwrap();
+        &name[open + 1..close]
+    }
+
+    #[test]
+    fn names_differ_by_merchant_and_hide_the_client_id() {
+        let (client, source) = example();
         let plain = name(&source, &client);
         let merchant = name(
             &source,
@@ -184,31 +197,10 @@ mod tests {
         assert!(!plain.contains("fb492b5e"));
         assert_eq!(plain.len(), "vipps-access-token:".len() + 6 + 64);
     }
-}
-
-#[cfg(test)]
-mod hash_tag_tests {
-    use super::*;
-    use crate::{client::ClientBuilder, credentials::StandardCredentials, store::SealingKeys};
-
-    /// The hash tag Redis Cluster hashes: the text between the first `{` and the next `}`.
-    fn tag(name: &str) -> &str {
-        let open = name.find('{').unwrap();
-        let close = open + name[open..].find('}').unwrap();
-        &name[open + 1..close]
-    }
 
     #[test]
     fn every_key_of_a_token_shares_one_hash_tag_across_a_key_rotation() {
-        let client = ClientBuilder::with_base_url("http://127.0.0.1:1")
-            .allow_insecure_http(true)
-            .build()
-            .unwrap();
-        let source = TokenSource::Standard(StandardCredentials::new(
-            "fb492b5e-7907-4d83-ba20-c7fb60ca35de",
-            "Y8Kteew6GE2ZmeycEt6egg==",
-            "0f14ebcab0ec4b29ae0cb90d91b4a84a",
-        ));
+        let (client, source) = example();
         let identity = TokenIdentity::new(&source, &client);
         let rotated = StoreConfig::new(SealingKeys::new([2; 32], Some([1; 32])));
         let old = StoreConfig::new(SealingKeys::new([1; 32], None));
