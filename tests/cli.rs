@@ -322,6 +322,9 @@ async fn env_mock_needs_no_keys() {
     assert_eq!(partner.code, 0, "{partner:?}");
     let json: Value = serde_json::from_str(&partner.stdout).unwrap();
     assert_eq!(json["expires_in"], 900);
+    let legacy = run_mock(&["legacy-token", "--env", "mock", "--resource", "recurring"]).await;
+    assert_eq!(legacy.code, 0, "{legacy:?}");
+    assert_eq!(legacy.stdout.trim_end().split('.').count(), 3, "{legacy:?}");
 }
 
 #[tokio::test]
