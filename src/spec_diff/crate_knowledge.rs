@@ -1,29 +1,45 @@
-//! What this crate knows on top of the spec: which changes its hand-written layer already
-//! absorbs, and which Rust items a change reaches.
+//! What this crate knows on top of the spec: the response schemas build.rs replaces with
+//! hand-written types, the request the standard flow sends, the public methods and
+//! environments; with them, which changes the crate absorbs (proven in `absorbed.rs`)
+//! and which Rust items a change reaches.
 //!
-//! The facts here mirror `build.rs` (non-2xx responses dropped, two response schemas
-//! replaced by tolerant hand-written types) and `src/response.rs` (numbers read as an
-//! integer or a digit string). Generated items live in the private `generated` module:
-//! progenitor's builder interface names a method after the `operationId` (snake case), a
-//! builder struct after it (Pascal case), and a type after each schema. A change that
-//! reaches only those is crate-private; one that reaches a hand-written public item says so.
+//! Every fact here is tied to the code it describes by a test (`tests/spec_diff.rs`):
+//! [`crate_facts`] against build.rs's `REPLACEMENTS`, `src/response.rs`'s fields and the
+//! headers a real `Client::standard_token` call sends. Generated items live in the private
+//! `generated` module: progenitor's builder interface names a method after the
+//! `operationId` (snake case), a builder struct after it (Pascal case), and a type after
+//! each schema. A change that reaches only those is crate-private; one that reaches a
+//! hand-written public item says so.
 
-use super::rules::{Change, Subject};
+use super::{
+    absorbed::{self, Verdict},
+    model::Api,
+    rules::{Change, Level, Subject},
+};
+use crate::response::{PartnerTokenResponse, StandardTokenResponse};
 
-/// Spec schema -> the public hand-written type build.rs puts in its place.
-const REPLACED_SCHEMAS: &[(&str, &str)] = &[
-    ("AuthorizationTokenResponse", "StandardTokenResponse"),
-    ("TokenResponse", "PartnerTokenResponse"),
-];
+/// A response schema that build.rs replaces, by name, with a hand-written type.
+pub(crate) struct Replacement {
+    /// The `components.schemas` name build.rs looks for.
+    pub schema: &'static str,
+    /// The public type in `src/response.rs`.
+    pub rust_type: &'static str,
+    /// Its fields, all required.
+    pub fields: &'static [&'static str],
+    /// Fields whose values are never shown in a report.
+    pub secret_fields: &'static [&'static str],
+    /// The file that stops compiling when the spec no longer has the schema (the
+    /// generated method then returns a generated type instead), if any uses it.
+    pub stops_compiling: Option<&'static str>,
+    /// The type's real parser.
+    pub parses: fn(&[u8]) -> bool,
+}
 
-/// Fields of the replacement types read with `integer_or_digits`.
-const TOLERANT_NUMBERS: &[&str] = &["expires_in", "ext_expires_in", "expires_on", "not_before"];
-
-/// Fields each replacement type requires (a spec that drops one breaks its parsing).
-const REPLACEMENT_FIELDS: &[(&str, &[&str])] = &[
-    (
-        "StandardTokenResponse",
-        &[
+pub(crate) const REPLACEMENTS: &[Replacement] = &[
+    Replacement {
+        schema: "AuthorizationTokenResponse",
+        rust_type: "StandardTokenResponse",
+        fields: &[
             "token_type",
             "expires_in",
             "ext_expires_in",
@@ -32,12 +48,99 @@ const REPLACEMENT_FIELDS: &[(&str, &[&str])] = &[
             "resource",
             "access_token",
         ],
-    ),
-    (
-        "PartnerTokenResponse",
-        &["access_token", "token_type", "expires_in"],
-    ),
+        secret_fields: &["access_token"],
+        stops_compiling: Some("src/standard.rs"),
+        parses: |body| StandardTokenResponse::from_json(body).is_ok(),
+    },
+    Replacement {
+        schema: "TokenResponse",
+        rust_type: "PartnerTokenResponse",
+        fields: &["access_token", "token_type", "expires_in"],
+        secret_fields: &["access_token"],
+        // src/partner.rs sends its request by hand; no generated method returns it.
+        stops_compiling: None,
+        parses: |body| PartnerTokenResponse::from_json(body).is_ok(),
+    },
 ];
+
+/// A header the standard flow sends.
+pub(crate) struct SentHeader {
+    /// Its name.
+    pub name: &'static str,
+    /// Sent on every request (else only when configured).
+    pub always: bool,
+    /// Values the crate may send: the documented examples, and the bounds the crate
+    /// itself enforces (an MSN of 4 and of 6 digits; system headers up to 30 characters).
+    pub samples: &'static [&'static str],
+    /// A credential: its value is never shown.
+    pub secret: bool,
+}
+
+/// The request of one flow.
+pub(crate) struct SentRequest {
+    /// The `operationId` it serves.
+    pub operation_id: &'static str,
+    /// Its headers (no body).
+    pub headers: &'static [SentHeader],
+}
+
+const THIRTY: &str = "abcdefghijklmnopqrstuvwxyz1234";
+
+/// `POST /accesstoken/get` as `Client::standard_token` sends it (src/standard.rs,
+/// src/headers.rs).
+pub(crate) const STANDARD_REQUEST: SentRequest = SentRequest {
+    operation_id: "fetchAuthorizationTokenUsingPost",
+    headers: &[
+        SentHeader {
+            name: "client_id",
+            always: true,
+            samples: &["fb492b5e-7907-4d83-ba20-c7fb60ca35de"],
+            secret: false,
+        },
+        SentHeader {
+            name: "client_secret",
+            always: true,
+            samples: &["Y8Kteew6GE2ZmeycEt6egg=="],
+            secret: true,
+        },
+        SentHeader {
+            name: "Ocp-Apim-Subscription-Key",
+            always: true,
+            samples: &["0f14ebcab0ec4b29ae0cb90d91b4a84a"],
+            secret: true,
+        },
+        SentHeader {
+            name: "Merchant-Serial-Number",
+            always: false,
+            samples: &["1234", "123456"],
+            secret: false,
+        },
+        SentHeader {
+            name: "Vipps-System-Name",
+            always: false,
+            samples: &["a", THIRTY],
+            secret: false,
+        },
+        SentHeader {
+            name: "Vipps-System-Version",
+            always: false,
+            samples: &["1", THIRTY],
+            secret: false,
+        },
+        SentHeader {
+            name: "Vipps-System-Plugin-Name",
+            always: false,
+            samples: &["a", THIRTY],
+            secret: false,
+        },
+        SentHeader {
+            name: "Vipps-System-Plugin-Version",
+            always: false,
+            samples: &["1", THIRTY],
+            secret: false,
+        },
+    ],
+};
 
 /// `operationId` -> the public hand-written method that serves it.
 const PUBLIC_METHODS: &[(&str, &str)] = &[
@@ -51,20 +154,70 @@ const ENVIRONMENTS: &[(&str, &str)] = &[
     ("https://apitest.vipps.no", "Environment::Test"),
 ];
 
-/// Fills in `absorbed_by_crate` and `rust_api` on each change.
-pub(crate) fn annotate(changes: &mut [Change]) {
-    for change in changes {
-        change.absorbed_by_crate = absorbed(&change.id, &change.subject);
-        change.rust_api = rust_item(&change.id, &change.subject);
+/// What the spec diff knows about this crate, for the tests that tie each fact to the
+/// code it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateFacts {
+    /// `(schema, type, fields)`: each response schema build.rs replaces, the public type
+    /// in `src/response.rs` it becomes, and that type's fields.
+    pub replacements: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+    /// `(header, always sent)`: the headers `Client::standard_token` sends.
+    pub standard_request_headers: Vec<(&'static str, bool)>,
+}
+
+/// The crate facts the spec diff relies on.
+pub fn crate_facts() -> CrateFacts {
+    CrateFacts {
+        replacements: REPLACEMENTS
+            .iter()
+            .map(|r| (r.schema, r.rust_type, r.fields.to_vec()))
+            .collect(),
+        standard_request_headers: STANDARD_REQUEST
+            .headers
+            .iter()
+            .map(|h| (h.name, h.always))
+            .collect(),
     }
 }
 
-fn replacement(subject: &Subject) -> Option<&'static str> {
+/// Adds the changes that break this crate's build, then fills in `absorbed_by_crate`
+/// and `rust_api` on each change.
+pub(crate) fn annotate(changes: &mut Vec<Change>, old: &Api, new: &Api) {
+    for replacement in REPLACEMENTS {
+        let Some(file) = replacement.stops_compiling else {
+            continue;
+        };
+        let (schema, rust) = (replacement.schema, replacement.rust_type);
+        if old.schema_names.contains(schema) && !new.schema_names.contains(schema) {
+            changes.push(Change {
+                id: "crate-replaced-schema-removed".to_owned(),
+                level: Level::Breaking,
+                operation: None,
+                message: format!(
+                    "schema `{schema}` is gone: build.rs replaces it by that name with \
+                     `{rust}`, so regenerating makes {file} stop compiling; point build.rs's \
+                     REPLACEMENTS at the schema's new name"
+                ),
+                absorbed_by_crate: None,
+                rust_api: Some(format!("{file} (`{rust}`, public)")),
+                subject: Subject::default(),
+            });
+        }
+    }
+    changes.sort_by_key(|c| c.level);
+    for change in changes.iter_mut() {
+        let (absorbed, detail) = absorbed_by(change, new);
+        change.absorbed_by_crate = absorbed;
+        change.rust_api = match (rust_item(&change.id, &change.subject), detail) {
+            (Some(item), Some(detail)) => Some(format!("{item}; {detail}")),
+            (item, detail) => item.or(detail).or(change.rust_api.take()),
+        };
+    }
+}
+
+fn replacement(subject: &Subject) -> Option<&'static Replacement> {
     let schema = subject.schema.as_deref()?;
-    REPLACED_SCHEMAS
-        .iter()
-        .find(|(name, _)| *name == schema)
-        .map(|(_, rust)| *rust)
+    REPLACEMENTS.iter().find(|r| r.schema == schema)
 }
 
 fn public_method(subject: &Subject) -> Option<&'static str> {
@@ -75,51 +228,61 @@ fn public_method(subject: &Subject) -> Option<&'static str> {
         .map(|(_, method)| *method)
 }
 
-fn base_kind(label: &str) -> &str {
-    label.split('/').next().unwrap_or(label)
-}
-
-fn absorbed(id: &str, subject: &Subject) -> Option<String> {
+/// How the crate absorbs the change, if it does; else, where it has something to say,
+/// why not.
+fn absorbed_by(change: &Change, new: &Api) -> (Option<String>, Option<String>) {
+    let (id, subject) = (change.id.as_str(), &change.subject);
     if id.starts_with("response-non-success-status-") {
-        return Some(
-            "build.rs drops non-2xx responses; src/error.rs parses the error body \
-             (Azure AD, gateway, OAuth) whatever the status"
-                .into(),
+        return (
+            Some(
+                "build.rs drops non-2xx responses; src/error.rs parses the error body \
+                 (Azure AD, gateway, OAuth) whatever the status"
+                    .into(),
+            ),
+            None,
         );
     }
-    let rust = replacement(subject);
-    let property = subject.property.as_deref();
-    if id == "response-property-type-changed" {
-        let (rust, property) = (rust?, property?);
-        let (before, after) = subject.types.as_ref()?;
-        let kinds = [base_kind(before), base_kind(after)];
-        let numeric = kinds.iter().all(|k| *k == "integer" || *k == "string");
-        if TOLERANT_NUMBERS.contains(&property) && numeric {
-            return Some(format!(
-                "`{rust}::{property}` reads a JSON integer or a string of digits \
-                 (integer_or_digits)"
-            ));
+    if id == "endpoint-added"
+        && let Some(method) = public_method(subject)
+    {
+        return (
+            Some(format!("already served by the hand-written `{method}`")),
+            None,
+        );
+    }
+    let success_body = subject
+        .status
+        .as_deref()
+        .is_some_and(|s| s.starts_with('2'));
+    if let Some(replacement) = replacement(subject).filter(|_| success_body)
+        && id.starts_with("response-")
+    {
+        let Some(schema) = absorbed::response_schema(new, replacement) else {
+            return (None, None);
+        };
+        let top_level = schema
+            .properties
+            .contains_key(subject.property.as_deref().unwrap_or(""));
+        let property = subject.property.as_deref().filter(|_| top_level);
+        return match absorbed::check_response(replacement, schema, property) {
+            Verdict::Absorbed(how) => (Some(how), None),
+            Verdict::NotAbsorbed(why) => (None, Some(why)),
+        };
+    }
+    let request_side = id.starts_with("request-") || id.starts_with("new-");
+    if request_side && subject.operation_id.as_deref() == Some(STANDARD_REQUEST.operation_id) {
+        let operation = new
+            .operations
+            .values()
+            .find(|op| op.id.as_deref() == Some(STANDARD_REQUEST.operation_id));
+        if let Some(operation) = operation {
+            return match absorbed::check_request(operation) {
+                Verdict::Absorbed(how) => (Some(how), None),
+                Verdict::NotAbsorbed(why) => (None, Some(why)),
+            };
         }
-        if kinds.iter().all(|k| *k == "string") {
-            return Some(format!(
-                "`{rust}::{property}` reads any JSON string, whatever its format"
-            ));
-        }
-        return None;
     }
-    if id.starts_with("response-") && id.ends_with("-property-added") {
-        let rust = rust?;
-        return Some(format!(
-            "`{rust}` ignores fields it does not know; add the field to expose it"
-        ));
-    }
-    if id == "endpoint-added" && public_method(subject).is_some() {
-        return Some(format!(
-            "already served by the hand-written `{}`",
-            public_method(subject).unwrap_or_default()
-        ));
-    }
-    None
+    (None, None)
 }
 
 fn rust_item(id: &str, subject: &Subject) -> Option<String> {
@@ -130,19 +293,24 @@ fn rust_item(id: &str, subject: &Subject) -> Option<String> {
             "`{environment}` (public) hard-codes this URL in src/client.rs"
         ));
     }
-    if let Some(rust) = replacement(subject) {
-        let property = subject.property.as_deref()?;
-        let is_field = REPLACEMENT_FIELDS
-            .iter()
-            .any(|(t, fields)| *t == rust && fields.contains(&property));
-        let lost =
-            id == "response-required-property-removed" || id == "response-property-became-optional";
-        return match (is_field, lost) {
-            (true, true) => Some(format!(
-                "`{rust}::{property}` (public): the hand-written type requires it; \
-                 making it optional changes the public API (major)"
-            )),
-            _ => None,
+    if let Some(removed) = subject.removed_schema.as_deref() {
+        let replacement = REPLACEMENTS.iter().find(|r| r.schema == removed)?;
+        return Some(format!(
+            "build.rs replaces `{removed}` with `{}` (public)",
+            replacement.rust_type
+        ));
+    }
+    if let Some(replacement) = replacement(subject) {
+        let rust = replacement.rust_type;
+        let Some(property) = subject.property.as_deref() else {
+            return Some(format!("`{rust}` (public, src/response.rs)"));
+        };
+        return if replacement.fields.contains(&property) {
+            Some(format!("`{rust}::{property}` (public)"))
+        } else {
+            Some(format!(
+                "`{rust}` (public) has no field `{property}`: it ignores it"
+            ))
         };
     }
     if id.starts_with("response-")

@@ -103,16 +103,27 @@
 //! YAML or JSON, OpenAPI 3.0.x, one file: local `$ref`s (`#/components/...`) are
 //! resolved; external ones, dangling ones and alias cycles are errors ([`LoadError`]).
 
+mod absorbed;
+mod composition;
+mod constraints;
 mod crate_knowledge;
+mod documentation;
+mod instances;
+mod levels;
 mod load;
 mod model;
 mod render;
+mod resolve;
 mod rules;
+mod schema_rules;
+mod security_rules;
+mod type_change;
 
 use std::path::Path;
 
 use serde::Serialize;
 
+pub use crate_knowledge::{CrateFacts, crate_facts};
 pub use load::LoadError;
 pub use rules::{Change, DocChange, Level};
 
@@ -184,8 +195,8 @@ impl Report {
 
 /// Compares the spec files `old` and `new`.
 pub fn diff_files(old: &Path, new: &Path) -> Result<Report, LoadError> {
-    let old_api = load::load_file(old)?;
-    let new_api = load::load_file(new)?;
+    let old_api = resolve::api(&load::load_file(old)?)?;
+    let new_api = resolve::api(&load::load_file(new)?)?;
     Ok(report(
         old.display().to_string(),
         old_api,
@@ -201,8 +212,8 @@ pub fn diff_texts(
     new_name: &str,
     new_text: &str,
 ) -> Result<Report, LoadError> {
-    let old_api = load::load_text(old_text, old_name)?;
-    let new_api = load::load_text(new_text, new_name)?;
+    let old_api = resolve::api(&load::load_text(old_text, old_name)?)?;
+    let new_api = resolve::api(&load::load_text(new_text, new_name)?)?;
     Ok(report(
         old_name.to_owned(),
         old_api,
@@ -213,7 +224,7 @@ pub fn diff_texts(
 
 fn report(old_file: String, old: model::Api, new_file: String, new: model::Api) -> Report {
     let (mut changes, documentation) = rules::compare(&old, &new);
-    crate_knowledge::annotate(&mut changes);
+    crate_knowledge::annotate(&mut changes, &old, &new);
     let count = |level| changes.iter().filter(|c| c.level == level).count();
     let summary = Summary {
         breaking: count(Level::Breaking),
