@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::{
-    crate_knowledge::{Replacement, STANDARD_REQUEST},
+    crate_facts::{Replacement, STANDARD_REQUEST},
     instances,
     model::{Api, Operation, Schema},
 };

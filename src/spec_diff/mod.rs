@@ -106,6 +106,7 @@
 mod absorbed;
 mod composition;
 mod constraints;
+mod crate_facts;
 mod crate_knowledge;
 mod documentation;
 mod instances;
@@ -123,7 +124,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use crate_knowledge::{CrateFacts, crate_facts};
+pub use crate_facts::{CrateFacts, crate_facts};
 pub use load::LoadError;
 pub use rules::{Change, DocChange, Level};
 
