@@ -22,11 +22,11 @@ const MAX_FILES: usize = 256;
 /// A spec that could not be read, parsed or resolved. Names the file and the place;
 /// says what to fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}{}: {reason}", location.as_deref().map(|l| format!(":{l}")).unwrap_or_default())]
+#[error("{file}{}: {reason}", place(location.as_deref()))]
 pub struct LoadError {
     /// The file as given.
     pub file: String,
-    /// Where in it: `line:column` (YAML or JSON syntax) or `at /json/pointer`.
+    /// Where in it: `line:column` (YAML or JSON syntax) or a JSON pointer (`/paths/~1x`).
     pub location: Option<String>,
     /// What is wrong with it.
     pub reason: String,
@@ -45,7 +45,7 @@ impl LoadError {
         let pointer = if pointer.is_empty() { "/" } else { pointer };
         Self {
             file: file.to_owned(),
-            location: Some(format!(" at {pointer}")),
+            location: Some(pointer.to_owned()),
             reason: reason.into(),
         }
     }
@@ -56,6 +56,15 @@ impl LoadError {
             location: Some(format!("{line}:{column}")),
             reason: reason.into(),
         }
+    }
+}
+
+/// `file:3:7` for a line and column, `file at /paths/~1x` for a JSON pointer.
+fn place(location: Option<&str>) -> String {
+    match location {
+        Some(pointer) if pointer.starts_with('/') => format!(" at {pointer}"),
+        Some(line) => format!(":{line}"),
+        None => String::new(),
     }
 }
 

@@ -370,6 +370,9 @@ impl<'v> Resolver<'v> {
             );
             return Ok(Response::default());
         }
+        if response.child("description").is_none() {
+            self.warn(response, "a response without `description`");
+        }
         let mut headers = BTreeMap::new();
         for (name, header) in response
             .child("headers")
@@ -399,9 +402,12 @@ impl<'v> Resolver<'v> {
             return Ok(resolved);
         };
         if content.object().is_none() {
-            if !content.value.is_null() {
-                self.warn(&content, "`content` that is not a mapping is read as empty");
-            }
+            let what = if content.value.is_null() {
+                "`content: null` is read as no content"
+            } else {
+                "`content` that is not a mapping is read as empty"
+            };
+            self.warn(&content, what);
             return Ok(resolved);
         }
         for (media_type, media) in content.entries() {
