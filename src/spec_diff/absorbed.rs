@@ -27,6 +27,7 @@ pub(crate) fn response_schema<'a>(api: &'a Api, replacement: &Replacement) -> Op
         .flat_map(|response| response.content.values())
         .flatten()
         .find(|schema| schema.name.as_deref() == Some(replacement.schema))
+        .map(|schema| &**schema)
 }
 
 /// Runs instances of `schema` (varying `property`, or every property when `None`)

@@ -3,7 +3,7 @@
 //! compared like any schema, an unmatched member is added or removed. `allOf` is not
 //! merged: a member added to it is one more constraint a request must meet.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, rc::Rc};
 
 use super::{
     model::Schema,
@@ -69,7 +69,7 @@ impl Rules {
             if skip_bare_types && keyword != "allOf" {
                 continue;
             }
-            let index = |members: &[Schema]| -> BTreeMap<String, Vec<usize>> {
+            let index = |members: &[Rc<Schema>]| -> BTreeMap<String, Vec<usize>> {
                 let mut index: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 for (i, member) in members.iter().enumerate() {
                     index.entry(signature(member)).or_default().push(i);
@@ -78,7 +78,7 @@ impl Rules {
             };
             let (old_index, new_index) = (index(before), index(after));
             let mut pairs = Vec::new();
-            let (mut removed, mut added) = (Vec::new(), Vec::new());
+            let (mut removed, mut added): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
             for (sig, old_members) in &old_index {
                 let new_members = new_index.get(sig).map(Vec::as_slice).unwrap_or_default();
                 for (n, &i) in old_members.iter().enumerate() {
@@ -95,7 +95,7 @@ impl Rules {
             // An inline member moved into `components` (or back) is the same member.
             removed.retain(|&i| {
                 let was = shape(&before[i]);
-                match added.iter().position(|&j| shape(&after[j]) == was) {
+                match added.iter().position(|&j: &usize| shape(&after[j]) == was) {
                     Some(k) => {
                         pairs.push((i, added.remove(k)));
                         false

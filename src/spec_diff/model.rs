@@ -4,7 +4,10 @@
 //! compare two of them. Keys are sorted (`BTreeMap`) so that a report lists changes in a
 //! stable order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+};
 
 /// One spec, resolved.
 #[derive(Debug, Default)]
@@ -69,7 +72,7 @@ pub(crate) struct Parameter {
     /// `required`.
     pub required: bool,
     /// `schema`, or the schema of its single `content` entry.
-    pub schema: Schema,
+    pub schema: Rc<Schema>,
 }
 
 /// A request body.
@@ -98,15 +101,19 @@ pub(crate) struct Header {
     /// `required`.
     pub required: bool,
     /// Its schema.
-    pub schema: Schema,
+    pub schema: Rc<Schema>,
 }
 
 /// Media type -> schema (`None` when the media type declares no schema).
-pub(crate) type Content = BTreeMap<String, Option<Schema>>;
+pub(crate) type Content = BTreeMap<String, Option<Rc<Schema>>>;
 
-/// A schema, resolved.
+/// A schema, resolved. A named schema is resolved once and shared (`Rc`) wherever a
+/// `$ref` reaches it, so a spec that reuses its schemas stays its own size in memory.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Schema {
+    /// A hash of everything the rules compare, children included: equal fingerprints,
+    /// nothing to compare below (a spec diffed with itself is not walked at all).
+    pub fingerprint: u64,
     /// The `components.schemas` name it was reached through, if any.
     pub name: Option<String>,
     /// A `$ref` back to a schema being expanded: compared by name only.
@@ -126,22 +133,22 @@ pub(crate) struct Schema {
     /// `default` as JSON text.
     pub default: Option<String>,
     /// Object properties.
-    pub properties: BTreeMap<String, Schema>,
+    pub properties: BTreeMap<String, Rc<Schema>>,
     /// Required property names.
     pub required: BTreeSet<String>,
     /// `additionalProperties` when it is a schema.
-    pub additional: Option<Box<Schema>>,
+    pub additional: Option<Rc<Schema>>,
     /// Array items.
-    pub items: Option<Box<Schema>>,
+    pub items: Option<Rc<Schema>>,
     /// `oneOf` members.
-    pub one_of: Vec<Schema>,
+    pub one_of: Vec<Rc<Schema>>,
     /// `anyOf` members.
-    pub any_of: Vec<Schema>,
+    pub any_of: Vec<Rc<Schema>>,
     /// `allOf` members, kept apart (a client sees their conjunction, not a merge).
-    pub all_of: Vec<Schema>,
+    pub all_of: Vec<Rc<Schema>>,
     /// JSON Schema 2020-12 subschemas (`not` too), by keyword and key: `if`, `contains`,
     /// `prefixItems/0`, `patternProperties/^x-`, `dependentSchemas/card`.
-    pub subschemas: BTreeMap<String, Schema>,
+    pub subschemas: BTreeMap<String, Rc<Schema>>,
     /// `dependentRequired`: property -> the properties it then requires, as JSON text.
     pub dependent_required: BTreeMap<String, String>,
     /// `contentMediaType` and `contentEncoding` of a string.
@@ -184,6 +191,71 @@ pub(crate) struct Bounds {
 }
 
 impl Schema {
+    /// Computes [`Self::fingerprint`] from the fields and the children's fingerprints.
+    pub fn seal(mut self) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut h);
+        self.recursive.hash(&mut h);
+        self.types.hash(&mut h);
+        self.format.hash(&mut h);
+        self.nullable.hash(&mut h);
+        self.enumeration.hash(&mut h);
+        self.extensible_enum.hash(&mut h);
+        self.constant.hash(&mut h);
+        self.default.hash(&mut h);
+        self.required.hash(&mut h);
+        self.dependent_required.hash(&mut h);
+        self.content.hash(&mut h);
+        self.pattern.hash(&mut h);
+        self.read_only.hash(&mut h);
+        self.write_only.hash(&mut h);
+        let b = &self.bounds;
+        for bound in [
+            b.minimum,
+            b.maximum,
+            b.exclusive_minimum,
+            b.exclusive_maximum,
+        ] {
+            bound.map(f64::to_bits).hash(&mut h);
+        }
+        for size in [
+            b.min_length,
+            b.max_length,
+            b.min_items,
+            b.max_items,
+            b.min_contains,
+            b.max_contains,
+        ] {
+            size.hash(&mut h);
+        }
+        for (name, child) in &self.properties {
+            name.hash(&mut h);
+            child.fingerprint.hash(&mut h);
+        }
+        for (key, child) in &self.subschemas {
+            key.hash(&mut h);
+            child.fingerprint.hash(&mut h);
+        }
+        for (tag, child) in [("items", &self.items), ("additional", &self.additional)] {
+            tag.hash(&mut h);
+            child.as_ref().map(|c| c.fingerprint).hash(&mut h);
+        }
+        for (tag, members) in [
+            ("oneOf", &self.one_of),
+            ("anyOf", &self.any_of),
+            ("allOf", &self.all_of),
+        ] {
+            tag.hash(&mut h);
+            for member in members {
+                member.fingerprint.hash(&mut h);
+            }
+        }
+        // Never 0: 0 is "not computed" (a default schema).
+        self.fingerprint = h.finish() | 1;
+        self
+    }
+
     /// The type as a report shows it: `string`, `string/byte`, `integer, string`.
     pub fn type_label(&self) -> String {
         let kind = if self.types.is_empty() {

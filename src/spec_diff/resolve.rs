@@ -7,7 +7,10 @@
 //! schema that refers back to itself through a property is legal and is compared by name
 //! at the point where it recurses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    rc::Rc,
+};
 
 use serde_json::{Map, Value};
 
@@ -19,9 +22,9 @@ use super::{
     },
 };
 
-/// Schema nodes one spec may expand to; a spec past this (a `$ref` fan-out that grows
-/// exponentially) is refused rather than left to exhaust memory.
-const MAX_SCHEMA_NODES: usize = 500_000;
+/// Schema nodes one spec may hold (each named schema counts once, however often it is
+/// reached); past this a spec is refused rather than left to exhaust memory.
+const MAX_SCHEMA_NODES: usize = 2_000_000;
 
 /// `$ref` hops followed from one place before calling it a cycle.
 const MAX_REF_HOPS: usize = 64;
@@ -120,6 +123,7 @@ pub(crate) fn api(sources: &Sources) -> Result<Api, LoadError> {
     };
     let mut resolver = Resolver {
         sources,
+        resolved: HashMap::new(),
         expanding: Vec::new(),
         nodes: 0,
         warnings: Vec::new(),
@@ -132,6 +136,8 @@ pub(crate) fn api(sources: &Sources) -> Result<Api, LoadError> {
 
 struct Resolver<'v> {
     sources: &'v Sources,
+    /// Named schemas already resolved, by document and pointer: each is built once.
+    resolved: HashMap<(usize, String), Rc<Schema>>,
     /// The named schemas being expanded, innermost last: a `$ref` to one is recursion.
     expanding: Vec<(usize, String)>,
     nodes: usize,
@@ -348,7 +354,7 @@ impl<'v> Resolver<'v> {
     }
 
     /// A parameter's or header's `schema`, or the schema of its one `content` entry.
-    fn schema_or_content(&mut self, at: &At<'v>) -> Result<Schema, LoadError> {
+    fn schema_or_content(&mut self, at: &At<'v>) -> Result<Rc<Schema>, LoadError> {
         if let Some(schema) = at.child("schema") {
             return self.schema(schema, 0);
         }
@@ -358,7 +364,7 @@ impl<'v> Resolver<'v> {
             .and_then(|(_, media)| media.child("schema"));
         match first {
             Some(schema) => self.schema(schema, 0),
-            None => Ok(Schema::default()),
+            None => Ok(Rc::new(Schema::default())),
         }
     }
 
@@ -421,38 +427,36 @@ impl<'v> Resolver<'v> {
         Ok(resolved)
     }
 
-    fn schema(&mut self, at: At<'v>, depth: usize) -> Result<Schema, LoadError> {
-        self.nodes += 1;
-        if self.nodes > MAX_SCHEMA_NODES {
-            return Err(self.error(
-                &at,
-                format!(
-                    "the schemas expand to more than {MAX_SCHEMA_NODES} nodes; \
-                     is a $ref fanning out without end?"
-                ),
-            ));
-        }
+    fn schema(&mut self, at: At<'v>, depth: usize) -> Result<Rc<Schema>, LoadError> {
         if depth > MAX_SCHEMA_DEPTH {
             self.warn(&at, "a schema nested deeper than this is not compared");
-            return Ok(Schema::default());
+            return Ok(Rc::new(Schema::default()));
         }
         let Some(reference) = at.str("$ref").map(str::to_owned) else {
-            return self.inline_schema(&at, None, depth);
+            return Ok(Rc::new(self.inline_schema(&at, None, depth)?));
         };
         let target = self.deref(at.clone())?;
         let key = (target.doc, target.pointer.clone());
+        if let Some(done) = self.resolved.get(&key) {
+            return Ok(Rc::clone(done));
+        }
         let name = schema_name(&target.pointer, &reference);
         if self.expanding.contains(&key) {
-            return Ok(Schema {
-                name: Some(name),
-                recursive: true,
-                ..Schema::default()
-            });
+            return Ok(Rc::new(
+                Schema {
+                    name: Some(name),
+                    recursive: true,
+                    ..Schema::default()
+                }
+                .seal(),
+            ));
         }
-        self.expanding.push(key);
+        self.expanding.push(key.clone());
         let resolved = self.inline_schema(&target, Some(name), depth);
         self.expanding.pop();
-        resolved
+        let resolved = Rc::new(resolved?);
+        self.resolved.insert(key, Rc::clone(&resolved));
+        Ok(resolved)
     }
 
     fn inline_schema(
@@ -461,6 +465,13 @@ impl<'v> Resolver<'v> {
         name: Option<String>,
         depth: usize,
     ) -> Result<Schema, LoadError> {
+        self.nodes += 1;
+        if self.nodes > MAX_SCHEMA_NODES {
+            return Err(self.error(
+                at,
+                format!("the spec has more than {MAX_SCHEMA_NODES} schema nodes"),
+            ));
+        }
         let mut schema = Schema {
             name,
             ..Schema::default()
@@ -471,7 +482,7 @@ impl<'v> Resolver<'v> {
             if !at.value.is_boolean() && !at.value.is_null() {
                 self.warn(at, "a schema that is not a mapping is read as `any`");
             }
-            return Ok(schema);
+            return Ok(schema.seal());
         };
         match map.get("type") {
             Some(Value::String(t)) => {
@@ -534,7 +545,7 @@ impl<'v> Resolver<'v> {
             .child("additionalProperties")
             .filter(|a| a.object().is_some())
         {
-            schema.additional = Some(Box::new(self.schema(additional, depth + 1)?));
+            schema.additional = Some(self.schema(additional, depth + 1)?);
         }
         if let Some(items) = at.child("items") {
             let items = match items.value {
@@ -543,7 +554,7 @@ impl<'v> Resolver<'v> {
                 _ => Some(items),
             };
             if let Some(items) = items {
-                schema.items = Some(Box::new(self.schema(items, depth + 1)?));
+                schema.items = Some(self.schema(items, depth + 1)?);
             }
         }
         for key in SUBSCHEMA_KEYWORDS {
@@ -590,7 +601,7 @@ impl<'v> Resolver<'v> {
                 members.push(self.schema(member, depth + 1)?);
             }
         }
-        Ok(schema)
+        Ok(schema.seal())
     }
 }
 

@@ -7,7 +7,7 @@
 //! module docs of [`super`]); the few of our own, and the deliberate differences, are
 //! marked there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -198,6 +198,8 @@ pub(crate) struct Place {
 #[derive(Default)]
 pub(crate) struct Rules {
     pub changes: Vec<Change>,
+    /// Named schema pairs compared, by place and fingerprints.
+    pub compared: HashSet<(String, u64, u64)>,
 }
 
 impl Rules {

@@ -92,8 +92,21 @@ impl Rules {
         new: &Schema,
         depth: usize,
     ) {
-        if depth > MAX_DEPTH {
+        // Equal fingerprints: nothing below differs.
+        if depth > MAX_DEPTH || (old.fingerprint == new.fingerprint && old.fingerprint != 0) {
             return;
+        }
+        // A shared schema pair already compared in this place is reported once, at the
+        // first path that reached it (a `$ref` fan-out would repeat it without end).
+        if let (Some(_), Some(_)) = (&old.name, &new.name) {
+            let key = (
+                format!("{:?} {}", place.operation, place.part),
+                old.fingerprint,
+                new.fingerprint,
+            );
+            if !self.compared.insert(key) {
+                return;
+            }
         }
         let owner = if path.is_empty() {
             new.name.clone().or(above.schema)
