@@ -3,7 +3,7 @@
 //! compared like any schema, an unmatched member is added or removed. `allOf` is not
 //! merged: a member added to it is one more constraint a request must meet.
 
-use std::{collections::BTreeMap, rc::Rc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     model::Schema,
@@ -69,7 +69,7 @@ impl Rules {
             if skip_bare_types && keyword != "allOf" {
                 continue;
             }
-            let index = |members: &[Rc<Schema>]| -> BTreeMap<String, Vec<usize>> {
+            let index = |members: &[Arc<Schema>]| -> BTreeMap<String, Vec<usize>> {
                 let mut index: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 for (i, member) in members.iter().enumerate() {
                     index.entry(signature(member)).or_default().push(i);

@@ -16,6 +16,8 @@ use std::{
 
 use serde_json::Value;
 
+use super::yaml_value::JsonValue;
+
 /// Files one spec may pull in through `$ref`s.
 const MAX_FILES: usize = 256;
 
@@ -197,17 +199,23 @@ pub(crate) fn parse_value(text: &str, name: &str) -> Result<Value, LoadError> {
             LoadError::line(name, e.line(), e.column(), format!("not valid JSON: {e}"))
         });
     }
-    let mut yaml: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| match e.location() {
-            Some(at) => LoadError::line(
-                name,
-                at.line(),
-                at.column(),
-                format!("not valid YAML or JSON: {e}"),
-            ),
-            None => LoadError::new(name, format!("not valid YAML or JSON: {e}")),
-        })?;
-    // `<<: *base` merge keys, as YAML 1.1 readers apply them; a malformed one stays a key.
+    let syntax = |e: serde_yaml::Error| match e.location() {
+        Some(at) => LoadError::line(
+            name,
+            at.line(),
+            at.column(),
+            format!("not valid YAML or JSON: {e}"),
+        ),
+        None => LoadError::new(name, format!("not valid YAML or JSON: {e}")),
+    };
+    if !text.contains("<<") {
+        return serde_yaml::from_str::<JsonValue>(text)
+            .map(|v| v.0)
+            .map_err(syntax);
+    }
+    // `<<: *base` merge keys, as YAML 1.1 readers apply them, need serde_yaml's own value
+    // tree; a malformed one stays a key.
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(syntax)?;
     let _ = yaml.apply_merge();
     Ok(yaml_to_json(yaml))
 }

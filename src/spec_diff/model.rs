@@ -5,8 +5,8 @@
 //! stable order.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    rc::Rc,
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::Arc,
 };
 
 /// One spec, resolved.
@@ -26,10 +26,10 @@ pub(crate) struct Api {
     pub schema_names: BTreeSet<String>,
     /// Description, summary, example and tag texts by JSON pointer: they cannot break a
     /// client, and are reported apart.
-    pub docs: BTreeMap<String, String>,
+    pub docs: HashMap<String, String>,
     /// JSON pointers of every mapping and list: a documentation text added inside
     /// something that is itself new belongs to that addition, not to the doc changes.
-    pub containers: BTreeSet<String>,
+    pub containers: HashSet<String>,
     /// What was read although it is not valid OpenAPI (a missing `responses`), by pointer.
     pub warnings: Vec<String>,
 }
@@ -72,7 +72,7 @@ pub(crate) struct Parameter {
     /// `required`.
     pub required: bool,
     /// `schema`, or the schema of its single `content` entry.
-    pub schema: Rc<Schema>,
+    pub schema: Arc<Schema>,
 }
 
 /// A request body.
@@ -101,13 +101,13 @@ pub(crate) struct Header {
     /// `required`.
     pub required: bool,
     /// Its schema.
-    pub schema: Rc<Schema>,
+    pub schema: Arc<Schema>,
 }
 
 /// Media type -> schema (`None` when the media type declares no schema).
-pub(crate) type Content = BTreeMap<String, Option<Rc<Schema>>>;
+pub(crate) type Content = BTreeMap<String, Option<Arc<Schema>>>;
 
-/// A schema, resolved. A named schema is resolved once and shared (`Rc`) wherever a
+/// A schema, resolved. A named schema is resolved once and shared (`Arc`) wherever a
 /// `$ref` reaches it, so a spec that reuses its schemas stays its own size in memory.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Schema {
@@ -133,22 +133,22 @@ pub(crate) struct Schema {
     /// `default` as JSON text.
     pub default: Option<String>,
     /// Object properties.
-    pub properties: BTreeMap<String, Rc<Schema>>,
+    pub properties: BTreeMap<String, Arc<Schema>>,
     /// Required property names.
     pub required: BTreeSet<String>,
     /// `additionalProperties` when it is a schema.
-    pub additional: Option<Rc<Schema>>,
+    pub additional: Option<Arc<Schema>>,
     /// Array items.
-    pub items: Option<Rc<Schema>>,
+    pub items: Option<Arc<Schema>>,
     /// `oneOf` members.
-    pub one_of: Vec<Rc<Schema>>,
+    pub one_of: Vec<Arc<Schema>>,
     /// `anyOf` members.
-    pub any_of: Vec<Rc<Schema>>,
+    pub any_of: Vec<Arc<Schema>>,
     /// `allOf` members, kept apart (a client sees their conjunction, not a merge).
-    pub all_of: Vec<Rc<Schema>>,
+    pub all_of: Vec<Arc<Schema>>,
     /// JSON Schema 2020-12 subschemas (`not` too), by keyword and key: `if`, `contains`,
     /// `prefixItems/0`, `patternProperties/^x-`, `dependentSchemas/card`.
-    pub subschemas: BTreeMap<String, Rc<Schema>>,
+    pub subschemas: BTreeMap<String, Arc<Schema>>,
     /// `dependentRequired`: property -> the properties it then requires, as JSON text.
     pub dependent_required: BTreeMap<String, String>,
     /// `contentMediaType` and `contentEncoding` of a string.

@@ -9,7 +9,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    rc::Rc,
+    sync::Arc,
 };
 
 use serde_json::{Map, Value};
@@ -137,7 +137,7 @@ pub(crate) fn api(sources: &Sources) -> Result<Api, LoadError> {
 struct Resolver<'v> {
     sources: &'v Sources,
     /// Named schemas already resolved, by document and pointer: each is built once.
-    resolved: HashMap<(usize, String), Rc<Schema>>,
+    resolved: HashMap<(usize, String), Arc<Schema>>,
     /// The named schemas being expanded, innermost last: a `$ref` to one is recursion.
     expanding: Vec<(usize, String)>,
     nodes: usize,
@@ -354,7 +354,7 @@ impl<'v> Resolver<'v> {
     }
 
     /// A parameter's or header's `schema`, or the schema of its one `content` entry.
-    fn schema_or_content(&mut self, at: &At<'v>) -> Result<Rc<Schema>, LoadError> {
+    fn schema_or_content(&mut self, at: &At<'v>) -> Result<Arc<Schema>, LoadError> {
         if let Some(schema) = at.child("schema") {
             return self.schema(schema, 0);
         }
@@ -364,7 +364,7 @@ impl<'v> Resolver<'v> {
             .and_then(|(_, media)| media.child("schema"));
         match first {
             Some(schema) => self.schema(schema, 0),
-            None => Ok(Rc::new(Schema::default())),
+            None => Ok(Arc::new(Schema::default())),
         }
     }
 
@@ -427,22 +427,22 @@ impl<'v> Resolver<'v> {
         Ok(resolved)
     }
 
-    fn schema(&mut self, at: At<'v>, depth: usize) -> Result<Rc<Schema>, LoadError> {
+    fn schema(&mut self, at: At<'v>, depth: usize) -> Result<Arc<Schema>, LoadError> {
         if depth > MAX_SCHEMA_DEPTH {
             self.warn(&at, "a schema nested deeper than this is not compared");
-            return Ok(Rc::new(Schema::default()));
+            return Ok(Arc::new(Schema::default()));
         }
         let Some(reference) = at.str("$ref").map(str::to_owned) else {
-            return Ok(Rc::new(self.inline_schema(&at, None, depth)?));
+            return Ok(Arc::new(self.inline_schema(&at, None, depth)?));
         };
         let target = self.deref(at.clone())?;
         let key = (target.doc, target.pointer.clone());
         if let Some(done) = self.resolved.get(&key) {
-            return Ok(Rc::clone(done));
+            return Ok(Arc::clone(done));
         }
         let name = schema_name(&target.pointer, &reference);
         if self.expanding.contains(&key) {
-            return Ok(Rc::new(
+            return Ok(Arc::new(
                 Schema {
                     name: Some(name),
                     recursive: true,
@@ -454,8 +454,8 @@ impl<'v> Resolver<'v> {
         self.expanding.push(key.clone());
         let resolved = self.inline_schema(&target, Some(name), depth);
         self.expanding.pop();
-        let resolved = Rc::new(resolved?);
-        self.resolved.insert(key, Rc::clone(&resolved));
+        let resolved = Arc::new(resolved?);
+        self.resolved.insert(key, Arc::clone(&resolved));
         Ok(resolved)
     }
 
