@@ -10,6 +10,8 @@
 //! yields no negative value unless its `minimum` is negative; a `number` always yields a
 //! fraction, which is what sets it apart from an integer.
 
+use std::cell::Cell;
+
 use serde_json::{Map, Value, json};
 
 use super::model::Schema;
@@ -19,6 +21,14 @@ const MAX_VALUES: usize = 24;
 
 /// How deep nested objects and arrays are built.
 const MAX_DEPTH: usize = 8;
+
+/// Schemas visited to build the values of one schema: nested objects multiply, and a
+/// spec is input. Past it no value is built, which proves nothing (not absorbed).
+const MAX_VISITS: usize = 10_000;
+
+thread_local! {
+    static VISITS_LEFT: Cell<usize> = const { Cell::new(0) };
+}
 
 /// Strings tried where the schema says only `string` (filtered by pattern and length).
 const STRINGS: &[&str] = &[
@@ -40,10 +50,24 @@ const STRINGS: &[&str] = &[
 /// The values `schema` allows, examples first; empty when none could be built (a
 /// pattern no candidate matches), which proves nothing.
 pub(crate) fn values(schema: &Schema) -> Vec<Value> {
-    values_at(schema, 0)
+    VISITS_LEFT.with(|left| left.set(MAX_VISITS));
+    let values = values_at(schema, 0);
+    // Cut short, the values are a sample: they prove nothing.
+    if VISITS_LEFT.with(Cell::get) == 0 {
+        return Vec::new();
+    }
+    values
 }
 
 fn values_at(schema: &Schema, depth: usize) -> Vec<Value> {
+    let exhausted = VISITS_LEFT.with(|left| {
+        let n = left.get();
+        left.set(n.saturating_sub(1));
+        n == 0
+    });
+    if exhausted {
+        return Vec::new();
+    }
     if depth > MAX_DEPTH || schema.recursive {
         return vec![json!({})];
     }
@@ -228,8 +252,9 @@ fn arrays(schema: &Schema, depth: usize) -> Vec<Value> {
     out
 }
 
-/// Objects: one with every property at its first value, then one per other value of
-/// each property (so that every value of every property is tried once).
+/// Objects: one with every property at its first value; at the top, then one per other
+/// value of each property (so that every value of every property is tried once), up to
+/// [`MAX_VALUES`]. Nested objects are their first value only: their size would multiply.
 fn objects(schema: &Schema, depth: usize) -> Vec<Value> {
     let mut base = Map::new();
     let mut variants = Vec::new();
@@ -242,10 +267,12 @@ fn objects(schema: &Schema, depth: usize) -> Vec<Value> {
             continue;
         };
         base.insert(name.clone(), first.clone());
-        variants.extend(values.into_iter().skip(1).map(|v| (name.clone(), v)));
+        if depth == 0 {
+            variants.extend(values.into_iter().skip(1).map(|v| (name.clone(), v)));
+        }
     }
     let mut out = vec![Value::Object(base.clone())];
-    for (name, value) in variants {
+    for (name, value) in variants.into_iter().take(MAX_VALUES - 1) {
         let mut object = base.clone();
         object.insert(name, value);
         out.push(Value::Object(object));
@@ -303,6 +330,25 @@ mod tests {
     fn a_bare_string_is_taken_at_its_examples_word() {
         assert_eq!(values(&string(None, None, &[json!(3600)])), [json!("3600")]);
         assert!(values(&string(None, None, &[])).contains(&json!("abc")));
+    }
+
+    #[test]
+    fn a_wide_deep_object_stops_at_the_budget() {
+        let mut schema = string(None, None, &[]);
+        for _ in 0..8 {
+            let mut object = Schema {
+                types: ["object".to_owned()].into(),
+                ..Schema::default()
+            };
+            for p in 0..20 {
+                object
+                    .properties
+                    .insert(format!("p{p}"), std::sync::Arc::new(schema.clone()));
+            }
+            schema = object;
+        }
+        // 20^8 schemas if walked: the budget ends it, and nothing is claimed.
+        assert!(values(&schema).is_empty());
     }
 
     #[test]

@@ -443,7 +443,6 @@ impl Rules {
                 self.required_change(
                     node,
                     &label,
-                    property,
                     before,
                     after,
                     was_required,
@@ -537,14 +536,12 @@ impl Rules {
         &mut self,
         node: &Node<'_>,
         label: &str,
-        property: &str,
         before: &Schema,
         after: &Schema,
         was_required: bool,
         is_required: bool,
         subject: &Subject,
     ) {
-        let _ = property;
         let direction = node.part.direction();
         let change = match (direction, was_required, is_required) {
             (Direction::Request, false, true) if after.read_only => None,
