@@ -307,6 +307,21 @@ const RULES: &[(&str, &[(&str, Level)])] = &[
     ("path-parameter-renamed", &[]),
     // `pattern: ''` constrains nothing.
     ("empty-pattern", &[]),
+    (
+        "new-required-request-default-parameter-to-existing-path",
+        &[(
+            "new-required-request-default-parameter-to-existing-path",
+            Level::Breaking,
+        )],
+    ),
+    // `Square` -> `Diamond`, of one shape: another member all the same.
+    (
+        "request-property-any-of-member-swapped",
+        &[
+            ("request-property-any-of-removed", Level::Breaking),
+            ("request-property-any-of-added", Level::Info),
+        ],
+    ),
 ];
 
 const BUNDLED: &str = "openapi/access-token.yaml";

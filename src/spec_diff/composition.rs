@@ -92,10 +92,14 @@ impl Rules {
                 let matched = old_index.get(sig).map(Vec::len).unwrap_or_default();
                 added.extend(new_members.iter().skip(matched));
             }
-            // An inline member moved into `components` (or back) is the same member.
+            // An inline member moved into `components` (or back) is the same member; two
+            // named ones of one shape (`Cat` -> `Rabbit`) are not.
             removed.retain(|&i| {
                 let was = shape(&before[i]);
-                match added.iter().position(|&j: &usize| shape(&after[j]) == was) {
+                let same = |j: usize| {
+                    (before[i].name.is_none() || after[j].name.is_none()) && shape(&after[j]) == was
+                };
+                match added.iter().position(|&j: &usize| same(j)) {
                     Some(k) => {
                         pairs.push((i, added.remove(k)));
                         false

@@ -71,6 +71,8 @@ pub(crate) struct Parameter {
     pub name: String,
     /// `required`.
     pub required: bool,
+    /// Declared on the path item (for all its operations), not on the operation.
+    pub path_level: bool,
     /// `schema`, or the schema of its single `content` entry.
     pub schema: Arc<Schema>,
 }

@@ -286,14 +286,18 @@ impl<'v> Resolver<'v> {
             security: operation.child("security").map(|s| security(&s)),
             ..Operation::default()
         };
-        let parameters = shared.map(At::items).unwrap_or_default().into_iter().chain(
-            operation
-                .child("parameters")
-                .map(|p| p.items())
-                .unwrap_or_default(),
-        );
-        for parameter in parameters {
-            if let Some((key, parameter)) = self.parameter(parameter)? {
+        let path_level = shared.map(At::items).unwrap_or_default();
+        let own = operation
+            .child("parameters")
+            .map(|p| p.items())
+            .unwrap_or_default();
+        let parameters = path_level
+            .into_iter()
+            .map(|p| (true, p))
+            .chain(own.into_iter().map(|p| (false, p)));
+        for (path_level, parameter) in parameters {
+            if let Some((key, mut parameter)) = self.parameter(parameter)? {
+                parameter.path_level = path_level;
                 resolved.parameters.insert(key, parameter);
             }
         }
@@ -348,6 +352,7 @@ impl<'v> Resolver<'v> {
             Parameter {
                 name: name.to_owned(),
                 required: parameter.bool("required") || location == "path",
+                path_level: false,
                 schema,
             },
         )))

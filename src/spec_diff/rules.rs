@@ -467,8 +467,19 @@ impl Rules {
             {
                 continue;
             }
+            // oasdiff's ids for a parameter the path item now gives all its operations.
             let (id, level) = if location == "path" {
                 ("new-request-path-parameter", Level::Breaking)
+            } else if parameter.path_level && parameter.required {
+                (
+                    "new-required-request-default-parameter-to-existing-path",
+                    Level::Breaking,
+                )
+            } else if parameter.path_level {
+                (
+                    "new-optional-request-default-parameter-to-existing-path",
+                    Level::Info,
+                )
             } else if parameter.required {
                 ("new-required-request-parameter", Level::Breaking)
             } else {

@@ -58,10 +58,7 @@ impl Node<'_> {
 impl Rules {
     /// Reports the change `rule` at `node` if oasdiff has that rule for that place.
     pub(crate) fn at(&mut self, node: &Node<'_>, rule: &str, what: String) {
-        self.at_with(node, rule, what, node.subject());
-    }
-
-    pub(crate) fn at_with(&mut self, node: &Node<'_>, rule: &str, what: String, subject: Subject) {
+        let subject = node.subject();
         let id = node.part.id(node.top(), rule);
         if let Some(level) = level(&id) {
             // `property `a` type changed`, `property `a`: enum value 1 added`.
