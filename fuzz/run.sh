@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
-for target in standard_response partner_response error_body jwt; do
+for target in standard_response partner_response error_body jwt spec_loader; do
   cargo fuzz run -s none "$target" "corpus/$target" -- -max_total_time="$seconds" -print_final_stats=1 2>&1 \
     | grep -E "^(stat::|Done|#[0-9]+ +DONE|==|SUMMARY|panicked)" | sed "s/^/$target: /"
   cargo fuzz cmin -s none "$target" "corpus/$target" >/dev/null 2>&1

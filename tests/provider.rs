@@ -99,8 +99,11 @@ fn client(server: &MockServer) -> Client {
         .merchant_serial_number("123456")
         .retry_policy(RetryPolicy::none())
         .http_client(
+            // No timers of its own (the pool's idle timeout is one): under a paused clock,
+            // tokio jumps to the next timer while wiremock's thread answers.
             vipps_access_token::http_client_builder()
                 .expect("TLS set up")
+                .pool_idle_timeout(None)
                 .build()
                 .expect("a reqwest client"),
         )

@@ -1,43 +1,21 @@
-//! What this crate knows on top of the spec: which changes its hand-written layer already
-//! absorbs, and which Rust items a change reaches.
+//! What this crate knows on top of the spec: the response schemas build.rs replaces with
+//! hand-written types, the request the standard flow sends, the public methods and
+//! environments; with them, which changes the crate absorbs (proven in `absorbed.rs`)
+//! and which Rust items a change reaches.
 //!
-//! The facts here mirror `build.rs` (non-2xx responses dropped, two response schemas
-//! replaced by tolerant hand-written types) and `src/response.rs` (numbers read as an
-//! integer or a digit string). Generated items live in the private `generated` module:
-//! progenitor's builder interface names a method after the `operationId` (snake case), a
-//! builder struct after it (Pascal case), and a type after each schema. A change that
-//! reaches only those is crate-private; one that reaches a hand-written public item says so.
+//! The facts themselves are in `crate_facts.rs`, each tied by a test to the code it
+//! describes. Generated items live in the private
+//! `generated` module: progenitor's builder interface names a method after the
+//! `operationId` (snake case), a builder struct after it (Pascal case), and a type after
+//! each schema. A change that reaches only those is crate-private; one that reaches a
+//! hand-written public item says so.
 
-use super::rules::{Change, Subject};
-
-/// Spec schema -> the public hand-written type build.rs puts in its place.
-const REPLACED_SCHEMAS: &[(&str, &str)] = &[
-    ("AuthorizationTokenResponse", "StandardTokenResponse"),
-    ("TokenResponse", "PartnerTokenResponse"),
-];
-
-/// Fields of the replacement types read with `integer_or_digits`.
-const TOLERANT_NUMBERS: &[&str] = &["expires_in", "ext_expires_in", "expires_on", "not_before"];
-
-/// Fields each replacement type requires (a spec that drops one breaks its parsing).
-const REPLACEMENT_FIELDS: &[(&str, &[&str])] = &[
-    (
-        "StandardTokenResponse",
-        &[
-            "token_type",
-            "expires_in",
-            "ext_expires_in",
-            "expires_on",
-            "not_before",
-            "resource",
-            "access_token",
-        ],
-    ),
-    (
-        "PartnerTokenResponse",
-        &["access_token", "token_type", "expires_in"],
-    ),
-];
+use super::{
+    absorbed::{self, Verdict},
+    crate_facts::{REPLACEMENTS, Replacement, STANDARD_REQUEST},
+    model::Api,
+    rules::{Change, Level, Subject},
+};
 
 /// `operationId` -> the public hand-written method that serves it.
 const PUBLIC_METHODS: &[(&str, &str)] = &[
@@ -51,20 +29,44 @@ const ENVIRONMENTS: &[(&str, &str)] = &[
     ("https://apitest.vipps.no", "Environment::Test"),
 ];
 
-/// Fills in `absorbed_by_crate` and `rust_api` on each change.
-pub(crate) fn annotate(changes: &mut [Change]) {
-    for change in changes {
-        change.absorbed_by_crate = absorbed(&change.id, &change.subject);
-        change.rust_api = rust_item(&change.id, &change.subject);
+/// Adds the changes that break this crate's build, then fills in `absorbed_by_crate`
+/// and `rust_api` on each change.
+pub(crate) fn annotate(changes: &mut Vec<Change>, old: &Api, new: &Api) {
+    for replacement in REPLACEMENTS {
+        let Some(file) = replacement.stops_compiling else {
+            continue;
+        };
+        let (schema, rust) = (replacement.schema, replacement.rust_type);
+        if old.schema_names.contains(schema) && !new.schema_names.contains(schema) {
+            changes.push(Change {
+                id: "crate-replaced-schema-removed".to_owned(),
+                level: Level::Breaking,
+                operation: None,
+                message: format!(
+                    "schema `{schema}` is gone: build.rs replaces it by that name with \
+                     `{rust}`, so regenerating makes {file} stop compiling; point build.rs's \
+                     REPLACEMENTS at the schema's new name"
+                ),
+                absorbed_by_crate: None,
+                rust_api: Some(format!("{file} (`{rust}`, public)")),
+                subject: Subject::default(),
+            });
+        }
+    }
+    changes.sort_by_key(|c| c.level);
+    for change in changes.iter_mut() {
+        let (absorbed, detail) = absorbed_by(change, new);
+        change.absorbed_by_crate = absorbed;
+        change.rust_api = match (rust_item(&change.id, &change.subject), detail) {
+            (Some(item), Some(detail)) => Some(format!("{item}; {detail}")),
+            (item, detail) => item.or(detail).or(change.rust_api.take()),
+        };
     }
 }
 
-fn replacement(subject: &Subject) -> Option<&'static str> {
+fn replacement(subject: &Subject) -> Option<&'static Replacement> {
     let schema = subject.schema.as_deref()?;
-    REPLACED_SCHEMAS
-        .iter()
-        .find(|(name, _)| *name == schema)
-        .map(|(_, rust)| *rust)
+    REPLACEMENTS.iter().find(|r| r.schema == schema)
 }
 
 fn public_method(subject: &Subject) -> Option<&'static str> {
@@ -75,51 +77,61 @@ fn public_method(subject: &Subject) -> Option<&'static str> {
         .map(|(_, method)| *method)
 }
 
-fn base_kind(label: &str) -> &str {
-    label.split('/').next().unwrap_or(label)
-}
-
-fn absorbed(id: &str, subject: &Subject) -> Option<String> {
+/// How the crate absorbs the change, if it does; else, where it has something to say,
+/// why not.
+fn absorbed_by(change: &Change, new: &Api) -> (Option<String>, Option<String>) {
+    let (id, subject) = (change.id.as_str(), &change.subject);
     if id.starts_with("response-non-success-status-") {
-        return Some(
-            "build.rs drops non-2xx responses; src/error.rs parses the error body \
-             (Azure AD, gateway, OAuth) whatever the status"
-                .into(),
+        return (
+            Some(
+                "build.rs drops non-2xx responses; src/error.rs parses the error body \
+                 (Azure AD, gateway, OAuth) whatever the status"
+                    .into(),
+            ),
+            None,
         );
     }
-    let rust = replacement(subject);
-    let property = subject.property.as_deref();
-    if id == "response-property-type-changed" {
-        let (rust, property) = (rust?, property?);
-        let (before, after) = subject.types.as_ref()?;
-        let kinds = [base_kind(before), base_kind(after)];
-        let numeric = kinds.iter().all(|k| *k == "integer" || *k == "string");
-        if TOLERANT_NUMBERS.contains(&property) && numeric {
-            return Some(format!(
-                "`{rust}::{property}` reads a JSON integer or a string of digits \
-                 (integer_or_digits)"
-            ));
+    if id == "endpoint-added"
+        && let Some(method) = public_method(subject)
+    {
+        return (
+            Some(format!("already served by the hand-written `{method}`")),
+            None,
+        );
+    }
+    let success_body = subject
+        .status
+        .as_deref()
+        .is_some_and(|s| s.starts_with('2'));
+    if let Some(replacement) = replacement(subject).filter(|_| success_body)
+        && id.starts_with("response-")
+    {
+        let Some(schema) = absorbed::response_schema(new, replacement) else {
+            return (None, None);
+        };
+        let top_level = schema
+            .properties
+            .contains_key(subject.property.as_deref().unwrap_or(""));
+        let property = subject.property.as_deref().filter(|_| top_level);
+        return match absorbed::check_response(replacement, schema, property) {
+            Verdict::Absorbed(how) => (Some(how), None),
+            Verdict::NotAbsorbed(why) => (None, Some(why)),
+        };
+    }
+    let request_side = id.starts_with("request-") || id.starts_with("new-");
+    if request_side && subject.operation_id.as_deref() == Some(STANDARD_REQUEST.operation_id) {
+        let operation = new
+            .operations
+            .values()
+            .find(|op| op.id.as_deref() == Some(STANDARD_REQUEST.operation_id));
+        if let Some(operation) = operation {
+            return match absorbed::check_request(operation) {
+                Verdict::Absorbed(how) => (Some(how), None),
+                Verdict::NotAbsorbed(why) => (None, Some(why)),
+            };
         }
-        if kinds.iter().all(|k| *k == "string") {
-            return Some(format!(
-                "`{rust}::{property}` reads any JSON string, whatever its format"
-            ));
-        }
-        return None;
     }
-    if id.starts_with("response-") && id.ends_with("-property-added") {
-        let rust = rust?;
-        return Some(format!(
-            "`{rust}` ignores fields it does not know; add the field to expose it"
-        ));
-    }
-    if id == "endpoint-added" && public_method(subject).is_some() {
-        return Some(format!(
-            "already served by the hand-written `{}`",
-            public_method(subject).unwrap_or_default()
-        ));
-    }
-    None
+    (None, None)
 }
 
 fn rust_item(id: &str, subject: &Subject) -> Option<String> {
@@ -130,19 +142,24 @@ fn rust_item(id: &str, subject: &Subject) -> Option<String> {
             "`{environment}` (public) hard-codes this URL in src/client.rs"
         ));
     }
-    if let Some(rust) = replacement(subject) {
-        let property = subject.property.as_deref()?;
-        let is_field = REPLACEMENT_FIELDS
-            .iter()
-            .any(|(t, fields)| *t == rust && fields.contains(&property));
-        let lost =
-            id == "response-required-property-removed" || id == "response-property-became-optional";
-        return match (is_field, lost) {
-            (true, true) => Some(format!(
-                "`{rust}::{property}` (public): the hand-written type requires it; \
-                 making it optional changes the public API (major)"
-            )),
-            _ => None,
+    if let Some(removed) = subject.removed_schema.as_deref() {
+        let replacement = REPLACEMENTS.iter().find(|r| r.schema == removed)?;
+        return Some(format!(
+            "build.rs replaces `{removed}` with `{}` (public)",
+            replacement.rust_type
+        ));
+    }
+    if let Some(replacement) = replacement(subject) {
+        let rust = replacement.rust_type;
+        let Some(property) = subject.property.as_deref() else {
+            return Some(format!("`{rust}` (public, src/response.rs)"));
+        };
+        return if replacement.fields.contains(&property) {
+            Some(format!("`{rust}::{property}` (public)"))
+        } else {
+            Some(format!(
+                "`{rust}` (public) has no field `{property}`: it ignores it"
+            ))
         };
     }
     if id.starts_with("response-")

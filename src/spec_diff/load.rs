@@ -1,564 +1,400 @@
-//! Reading a spec file (YAML or JSON) and resolving its `$ref`s into the [`Api`] model.
+//! Reading spec files, YAML or JSON, into JSON values: the spec and every local file its
+//! `$ref`s name.
 //!
-//! Only local references (`#/components/...`) are followed: the crate's spec has no
-//! others, and following a URL would reach beyond the machine. A dangling reference, an
-//! alias cycle (`A: $ref B`, `B: $ref A`) or an external reference is an error that names
-//! the file and the reference; a schema that refers back to itself through a property is
-//! legal and is compared by name at the point where it recurses.
+//! The loader works on `serde_json::Value` rather than a typed OpenAPI model: one reader
+//! serves 3.0 and 3.1 (whose schemas are JSON Schema 2020-12, with `type` lists and
+//! numeric `exclusiveMinimum`), and a spec that is slightly invalid (an operation without
+//! `responses`, a response without `description`) is still read, with a warning, the way
+//! oasdiff reads it. YAML map keys that are not strings (`examples: {0: ...}`) become
+//! strings. A document that cannot be read is a [`LoadError`] naming the file and the
+//! place: `line:column` for syntax, a JSON pointer for structure.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::Path,
+    collections::BTreeMap,
+    path::{Path, PathBuf},
 };
 
-use openapiv3::{
-    Components, OpenAPI, Parameter as SpecParameter, ParameterSchemaOrContent, ReferenceOr,
-    RequestBody, Response, Schema as SpecSchema, SchemaKind, SecurityScheme, StatusCode, Type,
-};
+use serde_json::Value;
 
-use super::model::{Api, Body, Content, Operation, Parameter, Schema};
+use super::yaml_value::JsonValue;
 
-/// Schema nodes one spec may expand to; a spec past this (a `$ref` fan-out that grows
-/// exponentially) is refused rather than left to exhaust memory.
-const MAX_SCHEMA_NODES: usize = 100_000;
+/// Files one spec may pull in through `$ref`s.
+const MAX_FILES: usize = 256;
 
-/// Keys whose values only document: a change under them cannot break a client.
-const DOC_KEYS: &[&str] = &[
-    "description",
-    "summary",
-    "example",
-    "examples",
-    "title",
-    "externalDocs",
-    "tags",
-];
-
-/// A spec that could not be read, parsed or resolved. Names the file; says what to fix.
+/// A spec that could not be read, parsed or resolved. Names the file and the place;
+/// says what to fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {reason}")]
+#[error("{file}{}: {reason}", place(location.as_deref()))]
 pub struct LoadError {
     /// The file as given.
     pub file: String,
+    /// Where in it: `line:column` (YAML or JSON syntax) or a JSON pointer (`/paths/~1x`).
+    pub location: Option<String>,
     /// What is wrong with it.
     pub reason: String,
 }
 
 impl LoadError {
-    fn new(file: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &str, reason: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
+            location: None,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn at(file: &str, pointer: &str, reason: impl Into<String>) -> Self {
+        let pointer = if pointer.is_empty() { "/" } else { pointer };
+        Self {
+            file: file.to_owned(),
+            location: Some(pointer.to_owned()),
+            reason: reason.into(),
+        }
+    }
+
+    fn line(file: &str, line: usize, column: usize, reason: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            location: Some(format!("{line}:{column}")),
             reason: reason.into(),
         }
     }
 }
 
-/// Reads and resolves the spec at `path`.
-pub(crate) fn load_file(path: &Path) -> Result<Api, LoadError> {
+/// `file:3:7` for a line and column, `file at /paths/~1x` for a JSON pointer.
+fn place(location: Option<&str>) -> String {
+    match location {
+        Some(pointer) if pointer.starts_with('/') => format!(" at {pointer}"),
+        Some(line) => format!(":{line}"),
+        None => String::new(),
+    }
+}
+
+/// One parsed file.
+#[derive(Debug)]
+pub(crate) struct Document {
+    /// The file as given (or as reached from a `$ref`), for messages.
+    pub name: String,
+    /// Its directory, for relative `$ref`s; `None` for a text held in memory.
+    pub dir: Option<PathBuf>,
+    /// Its content.
+    pub root: Value,
+}
+
+/// The spec (document 0) and every file its `$ref`s reach.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    /// Index 0 is the spec itself.
+    pub documents: Vec<Document>,
+    /// Canonical path -> index in `documents`.
+    by_path: BTreeMap<PathBuf, usize>,
+}
+
+impl Sources {
+    /// Finds the document a `$ref`'s file part names, as seen from document `from`.
+    pub(crate) fn document_for(&self, from: usize, file: &str) -> Option<usize> {
+        if file.is_empty() {
+            return Some(from);
+        }
+        let dir = self.documents.get(from)?.dir.as_ref()?;
+        let path = dir.join(percent_decode(file)).canonicalize().ok()?;
+        self.by_path.get(&path).copied()
+    }
+}
+
+/// Reads the spec at `path` and the local files its `$ref`s name.
+pub(crate) fn load_file(path: &Path) -> Result<Sources, LoadError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::new(&name, format!("cannot read the file: {e}")))?;
-    load_text(&text, &name)
-}
-
-/// Parses and resolves a spec held in memory; `name` is used in errors.
-pub(crate) fn load_text(text: &str, name: &str) -> Result<Api, LoadError> {
-    let value = parse_value(text, name)?;
-    let openapi = value
-        .get("openapi")
-        .and_then(serde_yaml::Value::as_str)
-        .ok_or_else(|| {
-            LoadError::new(
-                name,
-                "not an OpenAPI document: there is no `openapi: 3.0.x` field at the top",
-            )
-        })?;
-    if !openapi.starts_with("3.0") {
-        return Err(LoadError::new(
+    let text = read(path, &name)?;
+    let root = parse_spec(&text, &name)?;
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut sources = Sources {
+        documents: vec![Document {
             name,
-            format!("OpenAPI {openapi} is not supported: give an OpenAPI 3.0.x document"),
-        ));
-    }
-    let spec: OpenAPI = serde_yaml::from_value(value.clone())
-        .map_err(|e| LoadError::new(name, format!("not a valid OpenAPI 3.0 document: {e}")))?;
-    let mut api = Resolver::new(&spec, name).api()?;
-    collect_docs(&value, &mut String::new(), false, &mut api);
-    Ok(api)
-}
-
-/// YAML, or JSON (parsed as JSON so that JSON that is not valid YAML still reads).
-fn parse_value(text: &str, name: &str) -> Result<serde_yaml::Value, LoadError> {
-    if text.trim().is_empty() {
-        return Err(LoadError::new(
-            name,
-            "the file is empty: give an OpenAPI 3.0 document",
-        ));
-    }
-    let value = if text.trim_start().starts_with('{') {
-        let json: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| LoadError::new(name, format!("not valid JSON: {e}")))?;
-        serde_yaml::to_value(json)
-            .map_err(|e| LoadError::new(name, format!("cannot convert the JSON: {e}")))?
-    } else {
-        serde_yaml::from_str(text)
-            .map_err(|e| LoadError::new(name, format!("not valid YAML or JSON: {e}")))?
+            dir: canonical.parent().map(Path::to_path_buf),
+            root,
+        }],
+        by_path: BTreeMap::from([(canonical, 0)]),
     };
-    if !value.is_mapping() {
+    load_referenced(&mut sources)?;
+    Ok(sources)
+}
+
+/// Parses a spec held in memory; `name` is used in errors. `$ref`s to other files
+/// cannot be followed from here (there is no directory): they are errors.
+pub(crate) fn load_text(text: &str, name: &str) -> Result<Sources, LoadError> {
+    let root = parse_spec(text, name)?;
+    Ok(Sources {
+        documents: vec![Document {
+            name: name.to_owned(),
+            dir: None,
+            root,
+        }],
+        by_path: BTreeMap::new(),
+    })
+}
+
+fn read(path: &Path, name: &str) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| LoadError::new(name, format!("cannot read the file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        LoadError::new(
+            name,
+            format!(
+                "not UTF-8 text (byte {}): give a YAML or JSON file",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Parses `text` and checks that it is an OpenAPI 3 document.
+fn parse_spec(text: &str, name: &str) -> Result<Value, LoadError> {
+    let value = parse_value(text, name)?;
+    let Some(root) = value.as_object() else {
         return Err(LoadError::new(
             name,
             "not an OpenAPI document: the top level is not a mapping",
+        ));
+    };
+    if let Some(swagger) = root.get("swagger") {
+        return Err(LoadError::at(
+            name,
+            "/swagger",
+            format!(
+                "Swagger {} is not OpenAPI 3: convert it first (for example with \
+                 swagger2openapi)",
+                scalar_text(swagger)
+            ),
+        ));
+    }
+    let Some(openapi) = root.get("openapi") else {
+        return Err(LoadError::new(
+            name,
+            "not an OpenAPI document: there is no `openapi: 3.x` field at the top",
+        ));
+    };
+    let version = scalar_text(openapi);
+    if !version.starts_with("3.") && version != "3" {
+        return Err(LoadError::at(
+            name,
+            "/openapi",
+            format!("OpenAPI {version} is not supported: give an OpenAPI 3.0 or 3.1 document"),
         ));
     }
     Ok(value)
 }
 
-/// Records every documentation-only value, and every container, by JSON pointer.
-fn collect_docs(value: &serde_yaml::Value, pointer: &mut String, in_doc: bool, api: &mut Api) {
-    if in_doc {
-        let text = match value {
-            serde_yaml::Value::String(s) => s.clone(),
-            // Through serde_json::Value, whose maps sort their keys: a YAML and a JSON
-            // copy of one spec then give the same text.
-            other => serde_json::to_value(other)
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-        };
-        api.docs.insert(pointer.clone(), text);
-        return;
+/// YAML, or JSON (parsed as JSON so that JSON that is not valid YAML still reads).
+pub(crate) fn parse_value(text: &str, name: &str) -> Result<Value, LoadError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(LoadError::new(
+            name,
+            "the file is empty: give an OpenAPI 3 document",
+        ));
     }
-    if value.is_mapping() || value.is_sequence() {
-        api.containers.insert(pointer.clone());
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| {
+            LoadError::line(name, e.line(), e.column(), format!("not valid JSON: {e}"))
+        });
     }
-    let children: Vec<(String, &serde_yaml::Value)> = match value {
-        serde_yaml::Value::Mapping(map) => map
-            .iter()
-            .map(|(k, v)| (key_text(k), v))
-            .filter(|(k, _)| !k.starts_with("x-"))
-            .collect(),
-        serde_yaml::Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i.to_string(), v))
-            .collect(),
-        serde_yaml::Value::Tagged(tagged) => vec![(String::new(), &tagged.value)],
-        _ => return,
+    let syntax = |e: serde_yaml::Error| match e.location() {
+        Some(at) => LoadError::line(
+            name,
+            at.line(),
+            at.column(),
+            format!("not valid YAML or JSON: {e}"),
+        ),
+        None => LoadError::new(name, format!("not valid YAML or JSON: {e}")),
     };
-    let in_mapping = value.is_mapping();
-    for (key, child) in children {
-        let len = pointer.len();
-        pointer.push('/');
-        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-        // `properties: {description: ...}` names a property, not a description.
-        let parent_is_name_map = pointer[..len].ends_with("/properties");
-        let doc = in_mapping && !parent_is_name_map && DOC_KEYS.contains(&key.as_str());
-        collect_docs(child, pointer, doc, api);
-        pointer.truncate(len);
+    if !text.contains("<<") {
+        return serde_yaml::from_str::<JsonValue>(text)
+            .map(|v| v.0)
+            .map_err(syntax);
+    }
+    // `<<: *base` merge keys, as YAML 1.1 readers apply them, need serde_yaml's own value
+    // tree; a malformed one stays a key.
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(syntax)?;
+    let _ = yaml.apply_merge();
+    Ok(yaml_to_json(yaml))
+}
+
+/// A YAML value as JSON: non-string keys become their text, tags are dropped, numbers
+/// JSON cannot hold (`.nan`, `.inf`) become strings.
+fn yaml_to_json(value: serde_yaml::Value) -> Value {
+    match value {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or_else(|| Value::String(n.to_string()))
+            }
+        }
+        serde_yaml::Value::String(s) => Value::String(s),
+        serde_yaml::Value::Sequence(items) => {
+            Value::Array(items.into_iter().map(yaml_to_json).collect())
+        }
+        serde_yaml::Value::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (key_text(k), yaml_to_json(v)))
+                .collect(),
+        ),
+        serde_yaml::Value::Tagged(tagged) => yaml_to_json(tagged.value),
     }
 }
 
-fn key_text(key: &serde_yaml::Value) -> String {
+fn key_text(key: serde_yaml::Value) -> String {
     match key {
-        serde_yaml::Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .map(|s| s.trim_end().to_owned())
-            .unwrap_or_default(),
+        serde_yaml::Value::String(s) => s,
+        serde_yaml::Value::Null => "null".to_owned(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        other => serde_json::to_string(&yaml_to_json(other)).unwrap_or_default(),
     }
 }
 
-/// Follows `$ref`s in one spec, counting the schema nodes it builds.
-struct Resolver<'a> {
-    spec: &'a OpenAPI,
-    components: Option<&'a Components>,
-    file: &'a str,
-    expanding: Vec<String>,
-    nodes: usize,
+/// `3.0.1` for a string, `3.1` for a number YAML read from `openapi: 3.1`.
+pub(crate) fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
-impl<'a> Resolver<'a> {
-    fn new(spec: &'a OpenAPI, file: &'a str) -> Self {
-        Self {
-            spec,
-            components: spec.components.as_ref(),
-            file,
-            expanding: Vec::new(),
-            nodes: 0,
-        }
-    }
-
-    fn error(&self, reason: impl Into<String>) -> LoadError {
-        LoadError::new(self.file, reason)
-    }
-
-    fn api(mut self) -> Result<Api, LoadError> {
-        let spec = self.spec;
-        let mut api = Api {
-            version: spec.info.version.clone(),
-            servers: spec.servers.iter().map(|s| s.url.clone()).collect(),
-            ..Api::default()
-        };
-        if let Some(components) = self.components {
-            for (name, scheme) in &components.security_schemes {
-                let summary = match scheme {
-                    ReferenceOr::Item(scheme) => scheme_summary(scheme),
-                    ReferenceOr::Reference { reference } => format!("$ref {reference}"),
-                };
-                api.security_schemes.insert(name.clone(), summary);
-            }
-        }
-        let global_security = security_set(spec.security.as_deref().unwrap_or(&[]));
-        for (path, item) in spec.paths.iter() {
-            let ReferenceOr::Item(item) = item else {
-                return Err(self.error(format!(
-                    "path {path} is a $ref; only inline path items are supported"
-                )));
+/// Loads every local file reached through `$ref`s, breadth first.
+fn load_referenced(sources: &mut Sources) -> Result<(), LoadError> {
+    let mut next = 0;
+    while next < sources.documents.len() {
+        let mut files = Vec::new();
+        collect_file_refs(
+            &sources.documents[next].root,
+            &mut String::new(),
+            &mut files,
+        );
+        for (pointer, file) in files {
+            let document = &sources.documents[next];
+            let name = document.name.clone();
+            let Some(dir) = document.dir.clone() else {
+                continue;
             };
-            for (method, operation) in item.iter() {
-                let mut resolved = Operation {
-                    id: operation.operation_id.clone(),
-                    deprecated: operation.deprecated,
-                    security: operation
-                        .security
-                        .as_deref()
-                        .map(security_set)
-                        .unwrap_or_else(|| global_security.clone()),
-                    ..Operation::default()
-                };
-                for parameter in item.parameters.iter().chain(&operation.parameters) {
-                    let (key, parameter) = self.parameter(parameter)?;
-                    resolved.parameters.insert(key, parameter);
-                }
-                if let Some(body) = &operation.request_body {
-                    resolved.request_body = Some(self.request_body(body)?);
-                }
-                let statuses = operation
-                    .responses
-                    .responses
-                    .iter()
-                    .map(|(status, response)| (status_text(status), response))
-                    .chain(
-                        operation
-                            .responses
-                            .default
-                            .iter()
-                            .map(|response| ("default".to_owned(), response)),
-                    );
-                for (status, response) in statuses {
-                    let response = self.response(response)?;
-                    resolved.responses.insert(status, response);
-                }
-                api.operations
-                    .insert((path.clone(), method.to_uppercase()), resolved);
+            if file.contains("://") {
+                return Err(LoadError::at(
+                    &name,
+                    &pointer,
+                    format!(
+                        "$ref {file} is a remote reference; it is not fetched: bundle the \
+                         spec into local files first"
+                    ),
+                ));
             }
-        }
-        Ok(api)
-    }
-
-    /// Looks `reference` up in one `components` map, following alias chains.
-    fn component<T>(
-        &self,
-        reference: &str,
-        kind: &str,
-        lookup: impl Fn(&'a Components, &str) -> Option<&'a ReferenceOr<T>>,
-    ) -> Result<&'a T, LoadError> {
-        let mut seen = BTreeSet::new();
-        let mut current = reference.to_owned();
-        loop {
-            let prefix = format!("#/components/{kind}/");
-            let Some(name) = current.strip_prefix(&prefix) else {
-                return Err(self.error(format!(
-                    "$ref {current} is not a local `{prefix}...` reference; \
-                     bundle the spec into one file first"
-                )));
-            };
-            if !seen.insert(current.clone()) {
-                return Err(self.error(format!(
-                    "$ref {reference} is a cycle of references that never reaches a definition"
-                )));
+            let path = dir.join(percent_decode(&file));
+            let canonical = path.canonicalize().map_err(|e| {
+                LoadError::at(
+                    &name,
+                    &pointer,
+                    format!("$ref {file}: cannot read {}: {e}", path.display()),
+                )
+            })?;
+            if sources.by_path.contains_key(&canonical) {
+                continue;
             }
-            let found = self
-                .components
-                .and_then(|c| lookup(c, &unescape(name)))
-                .ok_or_else(|| {
-                    self.error(format!("$ref {current} points at nothing (dangling)"))
-                })?;
-            match found {
-                ReferenceOr::Item(item) => return Ok(item),
-                ReferenceOr::Reference { reference } => current = reference.clone(),
+            if sources.documents.len() >= MAX_FILES {
+                return Err(LoadError::at(
+                    &name,
+                    &pointer,
+                    format!("the $refs reach more than {MAX_FILES} files"),
+                ));
             }
-        }
-    }
-
-    fn parameter(
-        &mut self,
-        parameter: &ReferenceOr<SpecParameter>,
-    ) -> Result<((String, String), Parameter), LoadError> {
-        let parameter = match parameter {
-            ReferenceOr::Item(p) => p,
-            ReferenceOr::Reference { reference } => {
-                self.component(reference, "parameters", |c, n| c.parameters.get(n))?
-            }
-        };
-        let location = match parameter {
-            SpecParameter::Query { .. } => "query",
-            SpecParameter::Header { .. } => "header",
-            SpecParameter::Path { .. } => "path",
-            SpecParameter::Cookie { .. } => "cookie",
-        };
-        let data = parameter.parameter_data_ref();
-        let schema = match &data.format {
-            ParameterSchemaOrContent::Schema(schema) => self.schema_ref(schema)?,
-            ParameterSchemaOrContent::Content(content) => {
-                match content.values().next().and_then(|m| m.schema.as_ref()) {
-                    Some(schema) => self.schema_ref(schema)?,
-                    None => Schema::default(),
-                }
-            }
-        };
-        let key_name = if location == "header" {
-            data.name.to_ascii_lowercase()
-        } else {
-            data.name.clone()
-        };
-        Ok((
-            (location.to_owned(), key_name),
-            Parameter {
-                name: data.name.clone(),
-                required: data.required || location == "path",
-                schema,
-            },
-        ))
-    }
-
-    fn request_body(&mut self, body: &ReferenceOr<RequestBody>) -> Result<Body, LoadError> {
-        let body = match body {
-            ReferenceOr::Item(b) => b,
-            ReferenceOr::Reference { reference } => {
-                self.component(reference, "requestBodies", |c, n| c.request_bodies.get(n))?
-            }
-        };
-        Ok(Body {
-            required: body.required,
-            content: self.content(&body.content)?,
-        })
-    }
-
-    fn response(&mut self, response: &ReferenceOr<Response>) -> Result<Content, LoadError> {
-        let response = match response {
-            ReferenceOr::Item(r) => r,
-            ReferenceOr::Reference { reference } => {
-                self.component(reference, "responses", |c, n| c.responses.get(n))?
-            }
-        };
-        self.content(&response.content)
-    }
-
-    fn content<'m>(
-        &mut self,
-        content: impl IntoIterator<Item = (&'m String, &'m openapiv3::MediaType)>,
-    ) -> Result<Content, LoadError> {
-        let mut resolved = BTreeMap::new();
-        for (media_type, media) in content {
-            let schema = match &media.schema {
-                Some(schema) => Some(self.schema_ref(schema)?),
-                None => None,
-            };
-            resolved.insert(media_type.clone(), schema);
-        }
-        Ok(resolved)
-    }
-
-    fn schema_ref(&mut self, schema: &ReferenceOr<SpecSchema>) -> Result<Schema, LoadError> {
-        match schema {
-            ReferenceOr::Item(schema) => self.schema(schema, None),
-            ReferenceOr::Reference { reference } => self.named_schema(reference),
-        }
-    }
-
-    fn boxed_schema_ref(
-        &mut self,
-        schema: &ReferenceOr<Box<SpecSchema>>,
-    ) -> Result<Schema, LoadError> {
-        match schema {
-            ReferenceOr::Item(schema) => self.schema(schema, None),
-            ReferenceOr::Reference { reference } => self.named_schema(reference),
-        }
-    }
-
-    fn named_schema(&mut self, reference: &str) -> Result<Schema, LoadError> {
-        let name = reference
-            .rsplit('/')
-            .next()
-            .map(unescape)
-            .unwrap_or_default();
-        if self.expanding.contains(&name) {
-            return Ok(Schema {
-                name: Some(name),
-                recursive: true,
-                ..Schema::default()
+            let shown = path.display().to_string();
+            let text = read(&canonical, &shown)?;
+            let root = parse_value(&text, &shown)?;
+            sources
+                .by_path
+                .insert(canonical.clone(), sources.documents.len());
+            sources.documents.push(Document {
+                name: shown,
+                dir: canonical.parent().map(Path::to_path_buf),
+                root,
             });
         }
-        let spec_schema = self.component(reference, "schemas", |c, n| c.schemas.get(n))?;
-        self.expanding.push(name.clone());
-        let resolved = self.schema(spec_schema, Some(name));
-        self.expanding.pop();
-        resolved
+        next += 1;
     }
+    Ok(())
+}
 
-    fn schema(&mut self, schema: &SpecSchema, name: Option<String>) -> Result<Schema, LoadError> {
-        self.nodes += 1;
-        if self.nodes > MAX_SCHEMA_NODES {
-            return Err(self.error(format!(
-                "the schemas expand to more than {MAX_SCHEMA_NODES} nodes; \
-                 is a $ref fanning out without end?"
-            )));
-        }
-        let mut resolved = Schema {
-            name,
-            nullable: schema.schema_data.nullable,
-            ..Schema::default()
-        };
-        match &schema.schema_kind {
-            SchemaKind::Type(Type::String(t)) => {
-                resolved.kind = "string".into();
-                resolved.format = format_text(&t.format);
-                resolved.enumeration = enum_set(&t.enumeration);
-                resolved.max_length = t.max_length;
-                resolved.pattern = t.pattern.clone();
-            }
-            SchemaKind::Type(Type::Integer(t)) => {
-                resolved.kind = "integer".into();
-                resolved.format = format_text(&t.format);
-                resolved.enumeration = enum_set(&t.enumeration);
-            }
-            SchemaKind::Type(Type::Number(t)) => {
-                resolved.kind = "number".into();
-                resolved.format = format_text(&t.format);
-                resolved.enumeration = enum_set(&t.enumeration);
-            }
-            SchemaKind::Type(Type::Boolean(t)) => {
-                resolved.kind = "boolean".into();
-                resolved.enumeration = enum_set(&t.enumeration);
-            }
-            SchemaKind::Type(Type::Object(t)) => {
-                resolved.kind = "object".into();
-                resolved.required = t.required.iter().cloned().collect();
-                for (property, schema) in &t.properties {
-                    let schema = self.boxed_schema_ref(schema)?;
-                    resolved.properties.insert(property.clone(), schema);
+/// Every `$ref` whose file part is not empty, with the pointer where it stands.
+fn collect_file_refs(value: &Value, pointer: &mut String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                let file = reference.split('#').next().unwrap_or_default();
+                if !file.is_empty() {
+                    out.push((pointer.clone(), file.to_owned()));
                 }
             }
-            SchemaKind::Type(Type::Array(t)) => {
-                resolved.kind = "array".into();
-                if let Some(items) = &t.items {
-                    resolved.items = Some(Box::new(self.boxed_schema_ref(items)?));
-                }
-            }
-            SchemaKind::AllOf { all_of } => {
-                // The members' properties and requirements, merged: what a client sees.
-                for member in all_of {
-                    let member = self.schema_ref(member)?;
-                    if resolved.kind.is_empty() || resolved.kind == member.kind {
-                        resolved.kind = member.kind;
-                    }
-                    resolved.required.extend(member.required);
-                    resolved.properties.extend(member.properties);
-                }
-            }
-            SchemaKind::OneOf { one_of } => {
-                resolved.kind = "oneOf".into();
-                for member in one_of {
-                    self.schema_ref(member)?;
-                }
-            }
-            SchemaKind::AnyOf { any_of } => {
-                resolved.kind = "anyOf".into();
-                for member in any_of {
-                    self.schema_ref(member)?;
-                }
-            }
-            SchemaKind::Not { not } => {
-                resolved.kind = "not".into();
-                self.schema_ref(not)?;
-            }
-            SchemaKind::Any(any) => {
-                resolved.kind = any.typ.clone().unwrap_or_default();
-                resolved.format = any.format.clone();
-                resolved.required = any.required.iter().cloned().collect();
-                resolved.max_length = any.max_length;
-                resolved.pattern = any.pattern.clone();
-                if !any.enumeration.is_empty() {
-                    resolved.enumeration =
-                        Some(any.enumeration.iter().map(|v| v.to_string()).collect());
-                }
-                for (property, schema) in &any.properties {
-                    let schema = self.boxed_schema_ref(schema)?;
-                    resolved.properties.insert(property.clone(), schema);
-                }
-                if let Some(items) = &any.items {
-                    resolved.items = Some(Box::new(self.boxed_schema_ref(items)?));
-                }
+            for (key, child) in map {
+                let len = pointer.len();
+                push_segment(pointer, key);
+                collect_file_refs(child, pointer, out);
+                pointer.truncate(len);
             }
         }
-        Ok(resolved)
-    }
-}
-
-fn status_text(status: &StatusCode) -> String {
-    match status {
-        StatusCode::Code(code) => code.to_string(),
-        StatusCode::Range(range) => format!("{range}XX"),
-    }
-}
-
-fn format_text<T: serde::Serialize>(
-    format: &openapiv3::VariantOrUnknownOrEmpty<T>,
-) -> Option<String> {
-    match format {
-        openapiv3::VariantOrUnknownOrEmpty::Empty => None,
-        openapiv3::VariantOrUnknownOrEmpty::Unknown(text) => Some(text.clone()),
-        openapiv3::VariantOrUnknownOrEmpty::Item(item) => serde_json::to_value(item)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned)),
-    }
-}
-
-fn enum_set<T: serde::Serialize>(values: &[Option<T>]) -> Option<BTreeSet<String>> {
-    if values.is_empty() {
-        return None;
-    }
-    Some(
-        values
-            .iter()
-            .map(|v| serde_json::to_string(v).unwrap_or_default())
-            .collect(),
-    )
-}
-
-fn security_set(requirements: &[openapiv3::SecurityRequirement]) -> BTreeSet<String> {
-    requirements
-        .iter()
-        .map(|requirement| {
-            let mut names: Vec<&str> = requirement.keys().map(String::as_str).collect();
-            names.sort_unstable();
-            names.join("+")
-        })
-        .collect()
-}
-
-fn scheme_summary(scheme: &SecurityScheme) -> String {
-    match scheme {
-        SecurityScheme::APIKey { location, name, .. } => {
-            format!("apiKey {name} in {location:?}").to_lowercase()
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                let len = pointer.len();
+                push_segment(pointer, &i.to_string());
+                collect_file_refs(child, pointer, out);
+                pointer.truncate(len);
+            }
         }
-        SecurityScheme::HTTP { scheme, .. } => format!("http {scheme}"),
-        SecurityScheme::OAuth2 { .. } => "oauth2".to_owned(),
-        SecurityScheme::OpenIDConnect {
-            open_id_connect_url,
-            ..
-        } => format!("openIdConnect {open_id_connect_url}"),
+        _ => {}
     }
 }
 
-/// JSON-pointer unescaping of one `$ref` segment.
-fn unescape(segment: &str) -> String {
-    segment.replace("~1", "/").replace("~0", "~")
+/// Appends `/segment` to a JSON pointer, escaped.
+pub(crate) fn push_segment(pointer: &mut String, segment: &str) {
+    pointer.push('/');
+    for c in segment.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
+/// `%7B` -> `{` in a `$ref` (URI-encoded, as some tools write them).
+pub(crate) fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -1,16 +1,20 @@
-//! The rules: compares two resolved specs and classifies each change by level.
+//! The rules: compares two resolved specs, operation by operation, and classifies each
+//! change by level. Schemas are compared in `schema_rules.rs`, their bounds in
+//! `constraints.rs`, `oneOf`/`anyOf`/`allOf` in `composition.rs`, security in
+//! `security_rules.rs`.
 //!
 //! Rule ids and levels follow oasdiff's where oasdiff has the rule (see the table in the
-//! module docs of [`super`]); the few of our own are marked there.
+//! module docs of [`super`]); the few of our own, and the deliberate differences, are
+//! marked there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
-use super::model::{Api, Body, Content, Operation, Parameter, Schema};
-
-/// How far nested schemas are compared; deeper ones are not (no spec here comes close).
-const MAX_DEPTH: usize = 32;
+use super::{
+    model::{Api, Body, Content, Header, Operation, Parameter, Response},
+    resolve::WEBHOOK_PREFIX,
+};
 
 /// What a change can do to a client built on the old spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -66,10 +70,12 @@ pub(crate) struct Subject {
     pub schema: Option<String>,
     /// The property's name (the last segment of its path).
     pub property: Option<String>,
-    /// The type before and after, for type changes: `integer`, `string/byte`.
-    pub types: Option<(String, String)>,
     /// The server URL, for server changes.
     pub server: Option<String>,
+    /// The response status, for response changes.
+    pub status: Option<String>,
+    /// A `components.schemas` name that disappeared, for the crate's build.rs check.
+    pub removed_schema: Option<String>,
 }
 
 /// A description, summary, example or tag that changed: cannot affect a client.
@@ -82,18 +88,52 @@ pub struct DocChange {
 }
 
 /// Where a schema is used: requests and responses change clients in opposite ways.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    /// The client sends it.
     Request,
+    /// The client reads it.
     Response,
 }
 
-impl Direction {
-    fn word(self) -> &'static str {
+/// Which part of an operation a schema belongs to: it decides the rule ids.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Part {
+    /// The request body.
+    RequestBody,
+    /// A parameter; `header` for header parameters (oasdiff names two rules for them).
+    Parameter { header: bool },
+    /// A response body.
+    ResponseBody,
+    /// A response header.
+    ResponseHeader,
+}
+
+impl Part {
+    pub(crate) fn direction(self) -> Direction {
         match self {
-            Direction::Request => "request",
-            Direction::Response => "response",
+            Part::RequestBody | Part::Parameter { .. } => Direction::Request,
+            Part::ResponseBody | Part::ResponseHeader => Direction::Response,
         }
+    }
+
+    /// The oasdiff rule id for `rule` at the top of this part (`top`) or below it.
+    pub(crate) fn id(self, top: bool, rule: &str) -> String {
+        let prefix = match (self, top) {
+            (Part::RequestBody, true) => "request-body",
+            (Part::RequestBody, false) => "request-property",
+            (Part::Parameter { .. }, true) => "request-parameter",
+            (Part::Parameter { header: true }, false)
+                if rule == "became-enum" || rule == "became-required" =>
+            {
+                "request-header-property"
+            }
+            (Part::Parameter { .. }, false) => "request-parameter-property",
+            (Part::ResponseBody, true) => "response-body",
+            (Part::ResponseBody, false) => "response-property",
+            (Part::ResponseHeader, _) => "response-header",
+        };
+        format!("{prefix}-{rule}")
     }
 }
 
@@ -101,8 +141,10 @@ impl Direction {
 pub(crate) fn compare(old: &Api, new: &Api) -> (Vec<Change>, Vec<DocChange>) {
     let mut rules = Rules::default();
     rules.servers(old, new);
-    rules.security_schemes(old, new);
+    rules.security_components(old, new);
+    rules.global_security(old, new);
     rules.operations(old, new);
+    rules.schema_names(old, new);
     let mut changes = rules.changes;
     changes.sort_by_key(|c| c.level);
     (changes, docs(old, new))
@@ -142,22 +184,36 @@ fn docs(old: &Api, new: &Api) -> Vec<DocChange> {
 
 /// The operation a change is in, and where inside it.
 #[derive(Clone, Default)]
-struct Place {
-    operation: Option<String>,
-    operation_id: Option<String>,
+pub(crate) struct Place {
+    pub operation: Option<String>,
+    pub operation_id: Option<String>,
     /// `request body application/json`, `response 200 application/json`.
-    part: String,
+    pub part: String,
+    /// The response status, for response changes.
+    pub status: Option<String>,
+    /// Whether the media type is JSON (`1` and `"1"` differ); text media types are not.
+    pub strongly_typed: bool,
 }
 
 #[derive(Default)]
-struct Rules {
-    changes: Vec<Change>,
+pub(crate) struct Rules {
+    pub changes: Vec<Change>,
+    /// Named schema pairs compared, by place and fingerprints.
+    pub compared: HashSet<(String, u64, u64)>,
 }
 
 impl Rules {
-    fn push(&mut self, id: &str, level: Level, place: &Place, message: String, subject: Subject) {
+    pub(crate) fn push(
+        &mut self,
+        id: &str,
+        level: Level,
+        place: &Place,
+        message: String,
+        subject: Subject,
+    ) {
         let subject = Subject {
             operation_id: place.operation_id.clone(),
+            status: place.status.clone(),
             ..subject
         };
         self.changes.push(Change {
@@ -199,52 +255,49 @@ impl Rules {
         }
     }
 
-    fn security_schemes(&mut self, old: &Api, new: &Api) {
-        let place = Place::default();
-        for (name, summary) in &old.security_schemes {
-            match new.security_schemes.get(name) {
-                None => self.push(
-                    "api-security-component-removed",
-                    Level::Info,
-                    &place,
-                    format!("security scheme `{name}` removed from components"),
-                    Subject::default(),
-                ),
-                Some(after) if after != summary => self.push(
-                    "api-security-component-type-changed",
-                    Level::Info,
-                    &place,
-                    format!("security scheme `{name}` changed from `{summary}` to `{after}`"),
-                    Subject::default(),
-                ),
-                Some(_) => {}
-            }
-        }
-        for name in new
-            .security_schemes
-            .keys()
-            .filter(|n| !old.security_schemes.contains_key(*n))
-        {
+    /// A removed `components.schemas` entry: reported for the crate (build.rs names
+    /// some), not as a client change (oasdiff's `api-schema-removed` is info).
+    fn schema_names(&mut self, old: &Api, new: &Api) {
+        for name in old.schema_names.difference(&new.schema_names) {
             self.push(
-                "api-security-component-added",
+                "api-schema-removed",
                 Level::Info,
-                &place,
-                format!("security scheme `{name}` added to components"),
-                Subject::default(),
+                &Place::default(),
+                format!("schema `{name}` removed from components"),
+                Subject {
+                    removed_schema: Some(name.clone()),
+                    ..Subject::default()
+                },
             );
         }
     }
 
     fn operations(&mut self, old: &Api, new: &Api) {
-        let new_paths: BTreeSet<&String> = new.operations.keys().map(|(p, _)| p).collect();
+        // `/books/{bookId}` and `/books/{id}` are one path: a renamed path parameter
+        // does not remove the path.
+        let template = |path: &str| path_template(path);
+        let new_by_template: BTreeMap<(String, &String), (&String, &Operation)> = new
+            .operations
+            .iter()
+            .map(|((path, method), op)| ((template(path), method), (path, op)))
+            .collect();
+        let old_templates: BTreeSet<(String, &String)> = old
+            .operations
+            .keys()
+            .map(|(path, method)| (template(path), method))
+            .collect();
+        let new_paths: BTreeSet<String> = new.operations.keys().map(|(p, _)| template(p)).collect();
         for ((path, method), operation) in &old.operations {
             let place = Place {
                 operation: Some(format!("{method} {path}")),
                 operation_id: operation.id.clone(),
                 ..Place::default()
             };
-            let Some(after) = new.operations.get(&(path.clone(), method.clone())) else {
-                let (id, level) = match (new_paths.contains(path), operation.deprecated) {
+            let Some((_, after)) = new_by_template.get(&(template(path), method)) else {
+                let webhook = path.starts_with(WEBHOOK_PREFIX);
+                let (id, level) = match (new_paths.contains(&template(path)), operation.deprecated)
+                {
+                    _ if webhook => ("webhook-removed", Level::Breaking),
                     (false, false) => ("api-path-removed-without-deprecation", Level::Breaking),
                     (false, true) => ("api-path-removed-with-deprecation", Level::Info),
                     (true, false) => ("api-removed-without-deprecation", Level::Breaking),
@@ -259,17 +312,23 @@ impl Rules {
                 );
                 continue;
             };
-            self.operation(&place, operation, after);
+            let renames = path_renames(path, new_path_of(&new_by_template, path, method));
+            self.operation(&place, &renames, old, operation, new, after);
         }
         for ((path, method), operation) in &new.operations {
-            if !old.operations.contains_key(&(path.clone(), method.clone())) {
+            if !old_templates.contains(&(template(path), method)) {
                 let place = Place {
                     operation: Some(format!("{method} {path}")),
                     operation_id: operation.id.clone(),
                     ..Place::default()
                 };
+                let id = if path.starts_with(WEBHOOK_PREFIX) {
+                    "webhook-added"
+                } else {
+                    "endpoint-added"
+                };
                 self.push(
-                    "endpoint-added",
+                    id,
                     Level::Info,
                     &place,
                     format!("{method} {path} added"),
@@ -279,7 +338,15 @@ impl Rules {
         }
     }
 
-    fn operation(&mut self, place: &Place, old: &Operation, new: &Operation) {
+    fn operation(
+        &mut self,
+        place: &Place,
+        renames: &BTreeMap<String, String>,
+        old_api: &Api,
+        old: &Operation,
+        new_api: &Api,
+        new: &Operation,
+    ) {
         match (old.deprecated, new.deprecated) {
             (false, true) => self.push(
                 "endpoint-deprecated",
@@ -320,42 +387,36 @@ impl Rules {
             ),
             _ => {}
         }
-        for alternative in new.security.difference(&old.security) {
-            self.push(
-                "api-security-added",
-                Level::Warning,
-                place,
-                format!("security requirement `{alternative}` added"),
-                Subject::default(),
-            );
-        }
-        for alternative in old.security.difference(&new.security) {
-            self.push(
-                "api-security-removed",
-                Level::Info,
-                place,
-                format!("security requirement `{alternative}` removed"),
-                Subject::default(),
-            );
-        }
-        self.parameters(place, &old.parameters, &new.parameters);
+        self.operation_security(place, old_api, old, new_api, new);
+        self.parameters(place, renames, &old.parameters, &new.parameters);
         self.request_body(place, old.request_body.as_ref(), new.request_body.as_ref());
         self.responses(place, &old.responses, &new.responses);
     }
 
+    /// `renames`: old path parameter name -> new, for `{bookId}` -> `{id}` at one
+    /// place in the path: matched by position, as a client fills them in.
     fn parameters(
         &mut self,
         place: &Place,
+        renames: &BTreeMap<String, String>,
         old: &BTreeMap<(String, String), Parameter>,
         new: &BTreeMap<(String, String), Parameter>,
     ) {
+        let find = |location: &str, key: &str| -> Option<&Parameter> {
+            let key = match renames.get(key) {
+                Some(renamed) if location == "path" => renamed.as_str(),
+                _ => key,
+            };
+            new.get(&(location.to_owned(), key.to_owned()))
+        };
+        let renamed_to: BTreeSet<&String> = renames.values().collect();
         for ((location, key), parameter) in old {
             let subject = Subject {
                 parameter: Some(parameter.name.clone()),
                 ..Subject::default()
             };
             let label = format!("{location} parameter `{}`", parameter.name);
-            let Some(after) = new.get(&(location.clone(), key.clone())) else {
+            let Some(after) = find(location, key) else {
                 self.push(
                     "request-parameter-removed",
                     Level::Warning,
@@ -382,14 +443,43 @@ impl Rules {
                 ),
                 _ => {}
             }
-            self.parameter_schema(place, &label, subject, &parameter.schema, &after.schema);
+            let place = Place {
+                part: label,
+                strongly_typed: false,
+                ..place.clone()
+            };
+            let part = Part::Parameter {
+                header: location == "header",
+            };
+            self.schema(
+                &place,
+                part,
+                "",
+                subject,
+                &parameter.schema,
+                &after.schema,
+                0,
+            );
         }
         for ((location, key), parameter) in new {
-            if old.contains_key(&(location.clone(), key.clone())) {
+            if old.contains_key(&(location.clone(), key.clone()))
+                || (location == "path" && renamed_to.contains(key))
+            {
                 continue;
             }
+            // oasdiff's ids for a parameter the path item now gives all its operations.
             let (id, level) = if location == "path" {
                 ("new-request-path-parameter", Level::Breaking)
+            } else if parameter.path_level && parameter.required {
+                (
+                    "new-required-request-default-parameter-to-existing-path",
+                    Level::Breaking,
+                )
+            } else if parameter.path_level {
+                (
+                    "new-optional-request-default-parameter-to-existing-path",
+                    Level::Info,
+                )
             } else if parameter.required {
                 ("new-required-request-parameter", Level::Breaking)
             } else {
@@ -411,45 +501,6 @@ impl Rules {
                 },
             );
         }
-    }
-
-    fn parameter_schema(
-        &mut self,
-        place: &Place,
-        label: &str,
-        subject: Subject,
-        old: &Schema,
-        new: &Schema,
-    ) {
-        let (before, after) = (old.type_label(), new.type_label());
-        if before != after {
-            let generalized = old.kind == new.kind && new.format.is_none();
-            let (id, level) = if generalized {
-                ("request-parameter-type-generalized", Level::Info)
-            } else {
-                ("request-parameter-type-changed", Level::Breaking)
-            };
-            self.push(
-                id,
-                level,
-                place,
-                format!("{label} type changed from `{before}` to `{after}`"),
-                Subject {
-                    types: Some((before, after)),
-                    ..subject.clone()
-                },
-            );
-        }
-        self.enum_values(
-            place,
-            "request-parameter",
-            Direction::Request,
-            label,
-            &subject,
-            old,
-            new,
-        );
-        self.request_constraints(place, "request-parameter", label, &subject, old, new);
     }
 
     fn request_body(&mut self, place: &Place, old: Option<&Body>, new: Option<&Body>) {
@@ -494,7 +545,11 @@ impl Rules {
                     ),
                     _ => {}
                 }
-                self.content(place, Direction::Request, &before.content, &after.content);
+                let place = Place {
+                    part: "request body".into(),
+                    ..place.clone()
+                };
+                self.content(&place, Part::RequestBody, &before.content, &after.content);
             }
         }
     }
@@ -502,11 +557,16 @@ impl Rules {
     fn responses(
         &mut self,
         place: &Place,
-        old: &BTreeMap<String, Content>,
-        new: &BTreeMap<String, Content>,
+        old: &BTreeMap<String, Response>,
+        new: &BTreeMap<String, Response>,
     ) {
-        for (status, content) in old {
+        for (status, response) in old {
             let success = status.starts_with('2');
+            let place = Place {
+                part: format!("response {status}"),
+                status: Some(status.clone()),
+                ..place.clone()
+            };
             let Some(after) = new.get(status) else {
                 let (id, level) = if success {
                     ("response-success-status-removed", Level::Breaking)
@@ -516,17 +576,19 @@ impl Rules {
                 self.push(
                     id,
                     level,
-                    place,
+                    &place,
                     format!("response status {status} removed"),
                     Subject::default(),
                 );
                 continue;
             };
-            let place = Place {
-                part: format!("response {status}"),
-                ..place.clone()
-            };
-            self.content(&place, Direction::Response, content, after);
+            self.response_headers(&place, &response.headers, &after.headers);
+            self.content(
+                &place,
+                Part::ResponseBody,
+                &response.content,
+                &after.content,
+            );
         }
         for status in new.keys().filter(|s| !old.contains_key(*s)) {
             let id = if status.starts_with('2') {
@@ -534,22 +596,83 @@ impl Rules {
             } else {
                 "response-non-success-status-added"
             };
+            let place = Place {
+                status: Some(status.clone()),
+                ..place.clone()
+            };
             self.push(
                 id,
                 Level::Info,
-                place,
+                &place,
                 format!("response status {status} added"),
                 Subject::default(),
             );
         }
     }
 
-    fn content(&mut self, place: &Place, direction: Direction, old: &Content, new: &Content) {
-        let word = direction.word();
-        let owner = match direction {
-            Direction::Request => "request body".to_owned(),
-            Direction::Response => place.part.clone(),
-        };
+    fn response_headers(
+        &mut self,
+        place: &Place,
+        old: &BTreeMap<String, Header>,
+        new: &BTreeMap<String, Header>,
+    ) {
+        for (key, header) in old {
+            let label = format!("{}: header `{}`", place.part, header.name);
+            let Some(after) = new.get(key) else {
+                let (id, level) = if header.required {
+                    ("required-response-header-removed", Level::Breaking)
+                } else {
+                    ("optional-response-header-removed", Level::Warning)
+                };
+                self.push(
+                    id,
+                    level,
+                    place,
+                    format!("{label} removed"),
+                    Subject::default(),
+                );
+                continue;
+            };
+            if header.required && !after.required {
+                self.push(
+                    "response-header-became-optional",
+                    Level::Breaking,
+                    place,
+                    format!("{label} became optional"),
+                    Subject::default(),
+                );
+            }
+            let place = Place {
+                part: label,
+                strongly_typed: false,
+                ..place.clone()
+            };
+            self.schema(
+                &place,
+                Part::ResponseHeader,
+                "",
+                Subject::default(),
+                &header.schema,
+                &after.schema,
+                0,
+            );
+        }
+        for (key, header) in new {
+            if !old.contains_key(key) {
+                self.push(
+                    "response-header-added",
+                    Level::Info,
+                    place,
+                    format!("{}: header `{}` added", place.part, header.name),
+                    Subject::default(),
+                );
+            }
+        }
+    }
+
+    fn content(&mut self, place: &Place, part: Part, old: &Content, new: &Content) {
+        let owner = place.part.clone();
+        let direction = part.direction();
         for (media_type, schema) in old {
             let Some(after) = new.get(media_type) else {
                 let id = match direction {
@@ -565,12 +688,59 @@ impl Rules {
                 );
                 continue;
             };
-            if let (Some(before), Some(after)) = (schema, after) {
-                let place = Place {
-                    part: format!("{owner} `{media_type}`"),
-                    ..place.clone()
-                };
-                self.schema(&place, direction, "", before.name.clone(), before, after, 0);
+            let inner = Place {
+                part: format!("{owner} `{media_type}`"),
+                strongly_typed: is_json(media_type),
+                ..place.clone()
+            };
+            match (schema, after) {
+                (Some(before), Some(after)) => self.schema(
+                    &inner,
+                    part,
+                    "",
+                    Subject {
+                        schema: before.name.clone(),
+                        ..Subject::default()
+                    },
+                    before,
+                    after,
+                    0,
+                ),
+                (Some(_), None) => {
+                    let (id, level) = match direction {
+                        Direction::Request => {
+                            ("request-body-media-type-schema-removed", Level::Info)
+                        }
+                        Direction::Response => {
+                            ("response-body-media-type-schema-removed", Level::Warning)
+                        }
+                    };
+                    self.push(
+                        id,
+                        level,
+                        &inner,
+                        format!("{}: schema removed", inner.part),
+                        Subject::default(),
+                    );
+                }
+                (None, Some(_)) => {
+                    let (id, level) = match direction {
+                        Direction::Request => {
+                            ("request-body-media-type-schema-added", Level::Breaking)
+                        }
+                        Direction::Response => {
+                            ("response-body-media-type-schema-added", Level::Info)
+                        }
+                    };
+                    self.push(
+                        id,
+                        level,
+                        &inner,
+                        format!("{}: schema added", inner.part),
+                        Subject::default(),
+                    );
+                }
+                (None, None) => {}
             }
         }
         for media_type in new.keys().filter(|m| !old.contains_key(*m)) {
@@ -582,327 +752,69 @@ impl Rules {
                 id,
                 Level::Info,
                 place,
-                format!("{owner}: media type `{media_type}` added ({word})"),
+                format!("{owner}: media type `{media_type}` added"),
                 Subject::default(),
-            );
-        }
-    }
-
-    /// Compares one schema, and its properties and items below it.
-    #[allow(clippy::too_many_arguments)]
-    fn schema(
-        &mut self,
-        place: &Place,
-        direction: Direction,
-        path: &str,
-        owner: Option<String>,
-        old: &Schema,
-        new: &Schema,
-        depth: usize,
-    ) {
-        if depth > MAX_DEPTH {
-            return;
-        }
-        let word = direction.word();
-        let (noun, label) = if path.is_empty() {
-            ("body", format!("{}: body", place.part))
-        } else {
-            ("property", format!("{}: property `{path}`", place.part))
-        };
-        // A property's change belongs to the schema that holds it; the schema it refers
-        // to (if named) holds the properties below it.
-        let holder = if path.is_empty() {
-            new.name.clone().or(owner.clone())
-        } else {
-            owner
-        };
-        let owner = new.name.clone().or(holder.clone());
-        let subject = Subject {
-            schema: holder,
-            property: path
-                .rsplit('/')
-                .next()
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned),
-            ..Subject::default()
-        };
-        if old.recursive || new.recursive {
-            if old.name != new.name {
-                self.push(
-                    &format!("{word}-{noun}-type-changed"),
-                    Level::Breaking,
-                    place,
-                    format!(
-                        "{label} changed from `{}` to `{}`",
-                        old.name.as_deref().unwrap_or("?"),
-                        new.name.as_deref().unwrap_or("?")
-                    ),
-                    subject,
-                );
-            }
-            return;
-        }
-        let (before, after) = (old.type_label(), new.type_label());
-        if before != after {
-            let generalized =
-                direction == Direction::Request && old.kind == new.kind && new.format.is_none();
-            let (id, level) = if generalized {
-                (format!("{word}-{noun}-type-generalized"), Level::Info)
-            } else {
-                (format!("{word}-{noun}-type-changed"), Level::Breaking)
-            };
-            self.push(
-                &id,
-                level,
-                place,
-                format!("{label} type changed from `{before}` to `{after}`"),
-                Subject {
-                    types: Some((before, after)),
-                    ..subject.clone()
-                },
-            );
-        }
-        match (direction, old.nullable, new.nullable) {
-            (Direction::Response, false, true) => self.push(
-                &format!("response-{noun}-became-nullable"),
-                Level::Breaking,
-                place,
-                format!("{label} became nullable"),
-                subject.clone(),
-            ),
-            (Direction::Request, true, false) => self.push(
-                &format!("request-{noun}-became-not-nullable"),
-                Level::Breaking,
-                place,
-                format!("{label} became not nullable"),
-                subject.clone(),
-            ),
-            (Direction::Request, false, true) => self.push(
-                &format!("request-{noun}-became-nullable"),
-                Level::Info,
-                place,
-                format!("{label} became nullable"),
-                subject.clone(),
-            ),
-            _ => {}
-        }
-        let prefix = format!("{word}-{noun}");
-        self.enum_values(place, &prefix, direction, &label, &subject, old, new);
-        if direction == Direction::Request {
-            self.request_constraints(place, &prefix, &label, &subject, old, new);
-        }
-        self.properties(place, direction, path, owner.clone(), old, new, depth);
-        if let (Some(before), Some(after)) = (&old.items, &new.items) {
-            let path = join(path, "items");
-            self.schema(place, direction, &path, owner, before, after, depth + 1);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn properties(
-        &mut self,
-        place: &Place,
-        direction: Direction,
-        path: &str,
-        owner: Option<String>,
-        old: &Schema,
-        new: &Schema,
-        depth: usize,
-    ) {
-        let subject = |property: &str| Subject {
-            schema: owner.clone(),
-            property: Some(property.to_owned()),
-            ..Subject::default()
-        };
-        for (property, before) in &old.properties {
-            let full = join(path, property);
-            let label = format!("{}: property `{full}`", place.part);
-            let was_required = old.required.contains(property);
-            let Some(after) = new.properties.get(property) else {
-                let (id, level) = match (direction, was_required) {
-                    (Direction::Request, _) => ("request-property-removed", Level::Warning),
-                    (Direction::Response, true) => {
-                        ("response-required-property-removed", Level::Breaking)
-                    }
-                    (Direction::Response, false) => {
-                        ("response-optional-property-removed", Level::Warning)
-                    }
-                };
-                self.push(
-                    id,
-                    level,
-                    place,
-                    format!("{label} removed"),
-                    subject(property),
-                );
-                continue;
-            };
-            let is_required = new.required.contains(property);
-            let required_change = match (direction, was_required, is_required) {
-                (Direction::Request, false, true) => Some((
-                    "request-property-became-required",
-                    Level::Breaking,
-                    "required",
-                )),
-                (Direction::Request, true, false) => {
-                    Some(("request-property-became-optional", Level::Info, "optional"))
-                }
-                (Direction::Response, true, false) => Some((
-                    "response-property-became-optional",
-                    Level::Breaking,
-                    "optional",
-                )),
-                (Direction::Response, false, true) => {
-                    Some(("response-property-became-required", Level::Info, "required"))
-                }
-                _ => None,
-            };
-            if let Some((id, level, now)) = required_change {
-                self.push(
-                    id,
-                    level,
-                    place,
-                    format!("{label} became {now}"),
-                    subject(property),
-                );
-            }
-            self.schema(
-                place,
-                direction,
-                &full,
-                owner.clone(),
-                before,
-                after,
-                depth + 1,
-            );
-        }
-        for property in new.properties.keys() {
-            if old.properties.contains_key(property) {
-                continue;
-            }
-            let full = join(path, property);
-            let required = new.required.contains(property);
-            let (id, level) = match (direction, required) {
-                (Direction::Request, true) => ("new-required-request-property", Level::Breaking),
-                (Direction::Request, false) => ("new-optional-request-property", Level::Info),
-                (Direction::Response, true) => ("response-required-property-added", Level::Info),
-                (Direction::Response, false) => ("response-optional-property-added", Level::Info),
-            };
-            let kind = if required { "required" } else { "optional" };
-            self.push(
-                id,
-                level,
-                place,
-                format!("{}: {kind} property `{full}` added", place.part),
-                subject(property),
-            );
-        }
-    }
-
-    /// `enum` widened or narrowed; a request that gains an `enum` is narrowed too.
-    #[allow(clippy::too_many_arguments)]
-    fn enum_values(
-        &mut self,
-        place: &Place,
-        prefix: &str,
-        direction: Direction,
-        label: &str,
-        subject: &Subject,
-        old: &Schema,
-        new: &Schema,
-    ) {
-        match (&old.enumeration, &new.enumeration) {
-            (None, Some(_)) if direction == Direction::Request => self.push(
-                &format!("{prefix}-became-enum"),
-                Level::Breaking,
-                place,
-                format!("{label} became an enum"),
-                subject.clone(),
-            ),
-            (Some(before), Some(after)) => {
-                let (added_level, removed_level) = match direction {
-                    Direction::Request => (Level::Info, Level::Breaking),
-                    Direction::Response => (Level::Warning, Level::Info),
-                };
-                for value in after.difference(before) {
-                    self.push(
-                        &format!("{prefix}-enum-value-added"),
-                        added_level,
-                        place,
-                        format!("{label}: enum value {value} added"),
-                        subject.clone(),
-                    );
-                }
-                for value in before.difference(after) {
-                    self.push(
-                        &format!("{prefix}-enum-value-removed"),
-                        removed_level,
-                        place,
-                        format!("{label}: enum value {value} removed"),
-                        subject.clone(),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// `maxLength` and `pattern` on what the client sends.
-    fn request_constraints(
-        &mut self,
-        place: &Place,
-        prefix: &str,
-        label: &str,
-        subject: &Subject,
-        old: &Schema,
-        new: &Schema,
-    ) {
-        let max_length = match (old.max_length, new.max_length) {
-            (None, Some(max)) => Some(("max-length-set", Level::Warning, format!("set to {max}"))),
-            (Some(a), Some(b)) if b < a => Some((
-                "max-length-decreased",
-                Level::Breaking,
-                format!("decreased from {a} to {b}"),
-            )),
-            (Some(a), Some(b)) if b > a => Some((
-                "max-length-increased",
-                Level::Info,
-                format!("increased from {a} to {b}"),
-            )),
-            _ => None,
-        };
-        if let Some((rule, level, what)) = max_length {
-            self.push(
-                &format!("{prefix}-{rule}"),
-                level,
-                place,
-                format!("{label}: maxLength {what}"),
-                subject.clone(),
-            );
-        }
-        let pattern = match (&old.pattern, &new.pattern) {
-            (None, Some(p)) => Some(("pattern-added", Level::Breaking, format!("`{p}` added"))),
-            (Some(p), None) => Some(("pattern-removed", Level::Info, format!("`{p}` removed"))),
-            (Some(a), Some(b)) if a != b => Some((
-                "pattern-changed",
-                Level::Warning,
-                format!("changed from `{a}` to `{b}`"),
-            )),
-            _ => None,
-        };
-        if let Some((rule, level, what)) = pattern {
-            self.push(
-                &format!("{prefix}-{rule}"),
-                level,
-                place,
-                format!("{label}: pattern {what}"),
-                subject.clone(),
             );
         }
     }
 }
 
-fn join(path: &str, segment: &str) -> String {
+/// The path in the new spec that `path` (old) matches, by template.
+fn new_path_of<'a>(
+    new_by_template: &BTreeMap<(String, &String), (&'a String, &Operation)>,
+    path: &'a str,
+    method: &String,
+) -> &'a str {
+    new_by_template
+        .get(&(path_template(path), method))
+        .map(|(p, _)| p.as_str())
+        .unwrap_or(path)
+}
+
+/// Path parameter names that differ at the same place: old name -> new name.
+fn path_renames(old: &str, new: &str) -> BTreeMap<String, String> {
+    let names = |path: &str| -> Vec<String> {
+        path.split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+            .collect()
+    };
+    names(old)
+        .into_iter()
+        .zip(names(new))
+        .filter(|(a, b)| a != b)
+        .collect()
+}
+
+/// `/books/{}` for `/books/{bookId}`: the path as a client calls it.
+fn path_template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_name = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_name = true;
+                out.push('{');
+            }
+            '}' => {
+                in_name = false;
+                out.push('}');
+            }
+            _ if in_name => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `application/json`, `application/problem+json`, `application/json;charset=UTF-8`.
+fn is_json(media_type: &str) -> bool {
+    let essence = media_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+}
+
+/// `a/b` for a property `b` below `a`.
+pub(crate) fn join(path: &str, segment: &str) -> String {
     if path.is_empty() {
         segment.to_owned()
     } else {

@@ -84,21 +84,30 @@ pub struct DoctorArgs {
 #[derive(Subcommand)]
 pub enum SpecCommand {
     /// Report every change from OLD to NEW that matters to a client, by level (breaking,
-    /// warning, info), and what it means for this crate. Exit 0 when nothing is breaking,
-    /// 1 when something is, 2 when a file cannot be read or parsed.
+    /// warning, info; oasdiff's rule ids), and what it means for this crate. Exit 0 when
+    /// no change is at or above --fail-on, 7 when one is, 2 when a spec cannot be read
+    /// (the file and the place are named), 1 when stdout cannot be written.
     Diff(SpecDiffArgs),
 }
 
 /// `spec diff`.
 #[derive(Args)]
 pub struct SpecDiffArgs {
-    /// The old spec (YAML or JSON, OpenAPI 3.0), such as openapi/access-token.yaml.
+    /// The old spec (YAML or JSON, OpenAPI 3.0 or 3.1), such as openapi/access-token.yaml.
     pub old: PathBuf,
     /// The new spec.
     pub new: PathBuf,
     /// `text` for a terminal, `markdown` for a pull request or CHANGELOG, `json` for tools.
     #[arg(long, value_enum, default_value_t = SpecFormat::Text)]
     pub format: SpecFormat,
+    /// The lowest level that fails (exit 7): `breaking` (oasdiff's ERR) or `warning`
+    /// (WARN, which includes breaking).
+    #[arg(long, value_name = "LEVEL", default_value = "breaking")]
+    pub fail_on: vipps_access_token::spec_diff::FailOn,
+    /// Do not fail on changes this crate absorbs (proven by running the new schema's
+    /// instances through its parsers, and its requests against the new spec).
+    #[arg(long)]
+    pub ignore_absorbed: bool,
 }
 
 /// A `spec diff` report form.

@@ -1,7 +1,8 @@
-//! `vipps-token spec diff`: what changed between two OpenAPI specs, and the exit code
-//! that says whether any of it is breaking.
+//! `vipps-token spec diff`: what changed between two OpenAPI specs, and an exit code a CI
+//! gate can use: 0 nothing at or above `--fail-on`, 7 something is, 2 a spec cannot be
+//! read, 1 stdout cannot be written.
 
-use vipps_access_token::spec_diff::{Format, diff_files};
+use vipps_access_token::spec_diff::{Format, Gate, diff_files};
 
 use crate::{
     args::{SpecCommand, SpecFormat},
@@ -13,19 +14,34 @@ pub fn run(command: SpecCommand) -> Result<(), Failure> {
     let SpecCommand::Diff(args) = command;
     let report = diff_files(&args.old, &args.new)
         .map_err(|e| Failure::new(USAGE, format!("cannot compare the specs: {e}")))?;
+    for warning in &report.warnings {
+        crate::output::note(format_args!("warning: {warning}"));
+    }
     let format = match args.format {
         SpecFormat::Text => Format::Text,
         SpecFormat::Markdown => Format::Markdown,
         SpecFormat::Json => Format::Json,
     };
     crate::output::text(report.render(format));
-    if report.has_breaking() {
-        let summary = &report.summary;
+    let gate = Gate {
+        fail_on: args.fail_on,
+        ignore_absorbed: args.ignore_absorbed,
+    };
+    let failing = report.failing(gate).count();
+    if failing > 0 {
+        let which = if gate.ignore_absorbed {
+            " not absorbed by the crate"
+        } else {
+            ""
+        };
         return Err(Failure::new(
             SPEC_CHANGES,
             format!(
-                "{} breaking change(s) for clients ({} absorbed by the crate); see the report",
-                summary.breaking, summary.breaking_absorbed_by_crate
+                "{failing} change(s) at or above --fail-on {}{which}; see the report",
+                match gate.fail_on {
+                    vipps_access_token::spec_diff::FailOn::Breaking => "breaking",
+                    vipps_access_token::spec_diff::FailOn::Warning => "warning",
+                }
             ),
         ));
     }
