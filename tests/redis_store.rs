@@ -251,6 +251,9 @@ async fn a_restarted_redis_is_used_again_by_the_same_store() {
     let mock = MockServer::start().await.unwrap();
     let store = store(&server, config(1, None));
     process(&mock, &store).token().await.unwrap();
+    // Its record is saved after the token is handed out: let that land before the restart,
+    // or it could land after the next save and the test would read the older token.
+    assert!(vipps_access_token::store::settle(Duration::from_secs(5)).await);
     server.restart(); // empty: no persistence
     // The first command after the restart may find the old connection broken (a miss,
     // fetched directly); the connection manager reconnects by itself.

@@ -927,7 +927,7 @@ mod cli {
             .expect("vipps-token runs");
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("cannot write the report"), "{stderr}");
+        assert!(stderr.contains("could not write to stdout"), "{stderr}");
     }
 
     /// A spec that cannot be read: exit 2, the file, and the place in it.
