@@ -10,9 +10,10 @@
 //! not a claim), so "for the right MSN" is checked as "never the token of another MSN".
 //!
 //! `cargo bench --features redis,mock,cli --bench chaos`; `VIPPS_CHAOS_SECONDS` (120 by
-//! default) shortens the run, `VIPPS_CHAOS_TOKEN_SECONDS` (60) sets the mock's token life:
+//! default) shortens the run, `VIPPS_CHAOS_TOKEN_SECONDS` (45) sets the mock's token life:
 //! the store serves a record while it has more than the 30 s expiry margin left, so a
-//! 60 s token is served for 30 s, and a 2-minute run sees each MSN's token expire.
+//! 45 s token is served for 15 s, less than the 24 s between restarts: a 2-minute run sees
+//! each MSN's token expire as well as lost.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -83,7 +84,7 @@ enum Outcome {
 
 async fn chaos() {
     let duration = Duration::from_secs(seconds_from_env("VIPPS_CHAOS_SECONDS", 120));
-    let lifetime = Duration::from_secs(seconds_from_env("VIPPS_CHAOS_TOKEN_SECONDS", 60));
+    let lifetime = Duration::from_secs(seconds_from_env("VIPPS_CHAOS_TOKEN_SECONDS", 45));
     let binary = std::env::var("VIPPS_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
     if std::process::Command::new(&binary)
         .arg("--version")
