@@ -22,7 +22,7 @@ use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
 use vipps_access_token::{
     Client, ClientSecret, RefreshPolicy, TokenProvider, TokenSource,
     mock::MockServer,
-    store::{FileTokenStore, SealingKeys, StoreConfig, StoreError, TokenStore},
+    store::{FileTokenStore, SealingKeys, StoreConfig, StoreError},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_vipps-token");
@@ -548,41 +548,6 @@ async fn doctor_reports_the_cache_path_and_health() {
     assert!(
         line.starts_with("fail") && line.contains("chmod 700"),
         "{line}"
-    );
-}
-
-/// The lease in one process's terms: one holder at a time, released at once by its
-/// holder's value only, and a lease its holder forgot (a cancelled task) ends with its TTL,
-/// as in Redis. On tokio's paused clock: waiting on the lock costs no real time.
-#[tokio::test(start_paused = true)]
-async fn a_lease_has_one_holder_and_a_forgotten_one_ends_with_its_ttl() {
-    let cache = tempfile::tempdir().unwrap();
-    let a = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
-    let b = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
-    let ttl = Duration::from_secs(10);
-    let lease = "vipps-access-token:test:lease";
-    assert!(a.put_if_absent(lease, b"a", ttl).await.unwrap());
-    assert!(
-        !b.put_if_absent(lease, b"b", ttl).await.unwrap(),
-        "held by a"
-    );
-    assert!(
-        !a.delete_if_equal(lease, b"b").await.unwrap(),
-        "not b's to release"
-    );
-    assert!(a.delete_if_equal(lease, b"a").await.unwrap());
-    assert!(
-        b.put_if_absent(lease, b"b", ttl).await.unwrap(),
-        "free at once"
-    );
-    tokio::time::advance(ttl + Duration::from_secs(1)).await;
-    assert!(
-        a.put_if_absent(lease, b"a", ttl).await.unwrap(),
-        "b forgot it: free after its TTL"
-    );
-    assert!(
-        !b.delete_if_equal(lease, b"b").await.unwrap(),
-        "b's lease is gone"
     );
 }
 
