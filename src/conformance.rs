@@ -354,6 +354,15 @@ impl Unanswered {
         }
     }
 
+    /// The check's outcome when nothing better is known: the server's error judged as a
+    /// deviation, or an outage.
+    fn outcome(self) -> Outcome {
+        match self {
+            Self::Unavailable(why) => Outcome::Unavailable(why),
+            Self::Answered(error) => Outcome::Fail(error.to_string()),
+        }
+    }
+
     fn timed_out(timeout: Duration) -> Self {
         Self::Unavailable(format!(
             "no answer within the run's timeout of {} s",
@@ -385,11 +394,7 @@ fn check_token(report: &mut Report, flow: &str, result: Result<AccessToken, Unan
             token
         }
         Err(unanswered) => {
-            let outcome = match unanswered {
-                Unanswered::Unavailable(why) => Outcome::Unavailable(why),
-                Unanswered::Answered(error) => Outcome::Fail(error.to_string()),
-            };
-            report.record(shape, EXPECT_SHAPE, outcome);
+            report.record(shape, EXPECT_SHAPE, unanswered.outcome());
             for (rest, expected) in [
                 ("token_type is Bearer", EXPECT_BEARER),
                 ("access_token is a JWT", EXPECT_JWT),
@@ -466,11 +471,7 @@ fn check_refused(report: &mut Report, what: &str, result: Result<AccessToken, Un
         }
         Err(Unanswered::Answered(Error::Api(api))) => api,
         Err(unanswered) => {
-            let outcome = match unanswered {
-                Unanswered::Unavailable(why) => Outcome::Unavailable(why),
-                Unanswered::Answered(error) => Outcome::Fail(error.to_string()),
-            };
-            report.record(status_check, EXPECT_REFUSED, outcome);
+            report.record(status_check, EXPECT_REFUSED, unanswered.outcome());
             report.record(
                 shape_check,
                 EXPECT_ERROR_BODY,
