@@ -4,6 +4,10 @@
 //! must pass against a server or spec that conforms, and fail against one that does not.
 #![cfg(feature = "cli")]
 
+#[path = "support/cli_binary.rs"]
+mod cli_binary;
+use cli_binary::bin;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -111,12 +115,6 @@ async fn the_live_command_passes_against_the_mock_and_fails_against_a_wrong_serv
         "a wrong server must fail it: {stdout}"
     );
     assert!(stdout.contains("deviates from the docs"), "{stdout}");
-}
-
-/// The binary under test (see `tests/cli.rs`).
-fn bin() -> String {
-    std::env::var("VIPPS_TOKEN_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipps-token").to_owned())
 }
 
 /// Runs the upstream-spec workflow's diff step as GitHub would: bash, in a checkout with

@@ -16,13 +16,9 @@ use vipps_access_token::{
     mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},
 };
 
-/// The binary under test: the one `cargo test` built, or the one named by
-/// `VIPPS_TOKEN_BIN` (CI sets it to the binary `cargo install` built, which has no
-/// dev-dependency features in it).
-fn bin() -> String {
-    std::env::var("VIPPS_TOKEN_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipps-token").to_owned())
-}
+#[path = "support/cli_binary.rs"]
+mod cli_binary;
+use cli_binary::bin;
 
 const VARIABLES: [&str; 14] = [
     "VIPPS_TOKEN_STORE",
@@ -100,19 +96,8 @@ async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Ru
     let stdin = stdin.to_owned();
     let secrets = secrets_in(&args, &env);
     let run = tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(bin());
-        command
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for name in VARIABLES {
-            command.env_remove(name);
-        }
-        // Token commands cache by default: in a directory of this run, never the real home.
-        let cache = tempfile::tempdir().expect("a temporary directory");
-        command.env("XDG_CACHE_HOME", cache.path());
-        command.envs(env);
+        let (mut command, _cache) = command(&args, env);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = command.spawn().expect("the binary starts");
         let mut input = child.stdin.take().expect("stdin");
         // The binary may exit without reading stdin.
@@ -138,6 +123,29 @@ async fn run(args: &[&str], env: Vec<(&'static str, String)>, stdin: &str) -> Ru
         );
     }
     run
+}
+
+/// The binary with `args`, only the given `VIPPS_*` variables, stderr piped, and a cache
+/// directory of its own: token commands cache by default, never in the real home. The
+/// directory lives as long as the returned guard.
+fn command(args: &[String], env: Vec<(&'static str, String)>) -> (Command, tempfile::TempDir) {
+    let mut command = Command::new(bin());
+    command.args(args).stderr(Stdio::piped());
+    for name in VARIABLES {
+        command.env_remove(name);
+    }
+    let cache = tempfile::tempdir().expect("a temporary directory");
+    command.env("XDG_CACHE_HOME", cache.path());
+    command.envs(env);
+    (command, cache)
+}
+
+/// A loopback port that nothing listens on: it was free a moment ago.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port()
 }
 
 /// The one line of stdout, which must be a token this mock signed.
@@ -503,10 +511,7 @@ async fn exit_5_on_timeout() {
 
 #[tokio::test]
 async fn exit_5_when_nothing_listens() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
+    let port = closed_port();
     let url = format!("http://127.0.0.1:{port}");
     let run = run(&["token", "--base-url", &url], keys(), "").await;
     assert_eq!(run.code, 5, "{run:?}");
@@ -680,10 +685,7 @@ async fn doctor_fails_a_missing_store_key_by_name_before_any_request() {
 #[tokio::test]
 async fn token_through_a_store_that_is_down_still_prints_a_token() {
     let mock = MockServer::start().await.unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
+    let port = closed_port();
     let store = format!("redis://127.0.0.1:{port}");
     let mut env = keys();
     env.push((
@@ -715,18 +717,12 @@ async fn spec_diff_of_the_bundled_spec_with_itself_finds_nothing() {
 async fn run_with_stdout(args: &[&str], env: Vec<(&'static str, String)>, stdout: Stdio) -> Run {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(bin());
-        command
-            .args(&args)
+        let (mut command, _cache) = command(&args, env);
+        let output = command
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(Stdio::piped());
-        for name in VARIABLES {
-            command.env_remove(name);
-        }
-        let cache = tempfile::tempdir().expect("a temporary directory");
-        command.env("XDG_CACHE_HOME", cache.path());
-        let output = command.envs(env).output().expect("the binary runs");
+            .output()
+            .expect("the binary runs");
         Run {
             code: output.status.code().expect("an exit code, not a signal"),
             stdout: String::new(),
@@ -807,10 +803,7 @@ async fn conformance_calls_an_outage_unavailable_not_a_deviation() {
     assert_eq!(run.code, 5, "a hanging server is an outage: {run:?}");
     assert!(run.stdout.contains("no answer within"), "{run:?}");
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
+    let port = closed_port();
     let nowhere = format!("http://127.0.0.1:{port}");
     let run = self::run(&["conformance", "--base-url", &nowhere], keys(), "").await;
     assert_eq!(run.code, 5, "nothing listening is an outage: {run:?}");
