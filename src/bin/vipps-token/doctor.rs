@@ -75,7 +75,7 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     };
     // The store's settings first: a missing or bad sealing key fails by name before any
     // request is sent.
-    let store = open_store(&mut report, &args);
+    let shared = open_shared_store(&mut report, &args);
     // A malformed MSN is a check that fails, reported with the others, not a usage error:
     // the client is built without it.
     let msn_ok = args
@@ -95,12 +95,10 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     }
     check_clock(&mut report, session.client.base_url(), args.target.timeout).await;
     let secret = credentials.as_ref().map(|c| &c.client_secret);
-    match store {
-        Some(store) => {
-            check_store(&mut report, store, remote_store(&args).unwrap_or_default()).await
-        }
-        None if remote_store(&args).is_none() => check_cache(&mut report, &args, secret).await,
-        None => {} // its settings failed, reported first
+    match shared {
+        SharedStore::Open { url, store } => check_store(&mut report, store, url).await,
+        SharedStore::None => check_cache(&mut report, &args, secret).await,
+        SharedStore::Misconfigured => {} // reported first
     }
     report.finish();
     match report.failed {
@@ -349,26 +347,35 @@ async fn check_clock(report: &mut Report, base_url: &str, timeout: Duration) {
     }
 }
 
-/// The `--store URL` of a shared store (not a `file:` directory), unless `--no-cache`.
-fn remote_store(args: &DoctorArgs) -> Option<&str> {
-    args.store
+/// A shared store (`--store` with a Redis URL, not a `file:` directory, and no
+/// `--no-cache`), as far as its settings go.
+enum SharedStore<'a> {
+    /// None asked for: the file cache is checked instead.
+    None,
+    /// Its URL or sealing key is wrong; the failed check is reported already.
+    Misconfigured,
+    /// Opened, not yet probed.
+    Open {
+        url: &'a str,
+        store: std::sync::Arc<dyn store::TokenStore>,
+    },
+}
+
+/// The shared store's URL and sealing key, checked without a request.
+fn open_shared_store<'a>(report: &mut Report, args: &'a DoctorArgs) -> SharedStore<'a> {
+    let Some(url) = args
+        .store
         .store
         .as_deref()
         .filter(|url| !args.store.no_cache && !url.starts_with("file:"))
-}
-
-/// A shared store's URL and sealing key, checked without a request; `None` when there is
-/// none or its settings failed (reported).
-fn open_store(
-    report: &mut Report,
-    args: &DoctorArgs,
-) -> Option<std::sync::Arc<dyn store::TokenStore>> {
-    let url = remote_store(args)?;
+    else {
+        return SharedStore::None;
+    };
     match crate::store::try_open(url, None) {
-        Ok(store) => Some(store),
+        Ok(store) => SharedStore::Open { url, store },
         Err(message) => {
             report.line(Status::Fail, "store", message);
-            None
+            SharedStore::Misconfigured
         }
     }
 }
