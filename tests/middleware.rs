@@ -59,6 +59,14 @@ async fn requests_to(server: &MockServer, path: &str) -> Vec<Request> {
     all.into_iter().filter(|r| r.url.path() == path).collect()
 }
 
+/// One call to the API behind the middleware.
+async fn call_api(
+    http: &reqwest_middleware::ClientWithMiddleware,
+    server: &MockServer,
+) -> reqwest_middleware::Result<reqwest::Response> {
+    http.get(format!("{}{API_PATH}", server.uri())).send().await
+}
+
 fn header(request: &Request, name: &str) -> Option<String> {
     request
         .headers
@@ -77,11 +85,7 @@ async fn puts_the_token_and_identifying_headers_on_api_calls() {
     let http = authenticated_http(&server);
 
     for _ in 0..3 {
-        let response = http
-            .get(format!("{}{API_PATH}", server.uri()))
-            .send()
-            .await
-            .unwrap();
+        let response = call_api(&http, &server).await.unwrap();
         assert_eq!(response.status(), 200);
     }
     // A request's own identifying header wins over the provider's.
@@ -167,11 +171,7 @@ async fn retries_only_once() {
         .await;
     let http = authenticated_http(&server);
 
-    let response = http
-        .get(format!("{}{API_PATH}", server.uri()))
-        .send()
-        .await
-        .unwrap();
+    let response = call_api(&http, &server).await.unwrap();
     assert_eq!(
         response.status(),
         401,
@@ -193,11 +193,7 @@ async fn a_token_failure_is_a_middleware_error_and_nothing_reaches_the_api() {
         .await;
     let http = authenticated_http(&server);
 
-    let error = http
-        .get(format!("{}{API_PATH}", server.uri()))
-        .send()
-        .await
-        .unwrap_err();
+    let error = call_api(&http, &server).await.unwrap_err();
     let message = format!("{error:?} {error}");
     assert!(matches!(error, reqwest_middleware::Error::Middleware(_)));
     assert!(message.contains("subscription key"), "{message}");
@@ -224,11 +220,7 @@ async fn a_subscription_key_401_is_returned_as_is_without_a_token_request() {
     let http = authenticated_http(&server);
 
     for _ in 0..20 {
-        let response = http
-            .get(format!("{}{API_PATH}", server.uri()))
-            .send()
-            .await
-            .unwrap();
+        let response = call_api(&http, &server).await.unwrap();
         assert_eq!(response.status(), 401);
         assert_eq!(response.url().path(), API_PATH, "the response as it came");
         let body = response.text().await.unwrap();
@@ -253,11 +245,7 @@ async fn a_challenge_other_than_invalid_token_is_returned_as_is() {
         .await;
     let http = authenticated_http(&server);
 
-    let response = http
-        .get(format!("{}{API_PATH}", server.uri()))
-        .send()
-        .await
-        .unwrap();
+    let response = call_api(&http, &server).await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(requests_to(&server, API_PATH).await.len(), 1);
     assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 1);
@@ -282,11 +270,7 @@ async fn an_invalid_token_challenge_is_retried_with_a_fresh_token() {
         .await;
     let http = authenticated_http(&server);
 
-    let response = http
-        .get(format!("{}{API_PATH}", server.uri()))
-        .send()
-        .await
-        .unwrap();
+    let response = call_api(&http, &server).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 2);
 }
@@ -303,11 +287,7 @@ async fn forced_refreshes_are_rate_limited_per_key() {
     let http = authenticated_http(&server);
 
     for _ in 0..20 {
-        let response = http
-            .get(format!("{}{API_PATH}", server.uri()))
-            .send()
-            .await
-            .unwrap();
+        let response = call_api(&http, &server).await.unwrap();
         assert_eq!(response.status(), 401);
     }
     assert_eq!(
