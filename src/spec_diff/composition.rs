@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     model::Schema,
-    rules::{Rules, Subject, join},
+    rules::{Rules, join},
     schema_rules::Node,
 };
 
@@ -109,19 +109,7 @@ impl Rules {
             });
             for (i, j) in pairs {
                 let path = join(node.path, &format!("{keyword}[{}]", signature(&before[i])));
-                let above = Subject {
-                    schema: owner.clone(),
-                    ..Subject::default()
-                };
-                self.schema(
-                    node.place,
-                    node.part,
-                    &path,
-                    above,
-                    &before[i],
-                    &after[j],
-                    depth + 1,
-                );
+                self.below(node, &path, &owner, &before[i], &after[j], depth);
             }
             for i in removed {
                 self.membership(node, keyword, rule, "removed", &before[i]);

@@ -77,6 +77,24 @@ impl Rules {
         }
     }
 
+    /// Compares a schema one level below `node`, at `path`: a property, the items, a member
+    /// or a subschema, whose changes belong to `owner`, the nearest named schema above.
+    pub(crate) fn below(
+        &mut self,
+        node: &Node,
+        path: &str,
+        owner: &Option<String>,
+        old: &Schema,
+        new: &Schema,
+        depth: usize,
+    ) {
+        let above = Subject {
+            schema: owner.clone(),
+            ..Subject::default()
+        };
+        self.schema(node.place, node.part, path, above, old, new, depth + 1);
+    }
+
     /// Compares one schema, and its properties, items and members below it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn schema(
@@ -140,20 +158,15 @@ impl Rules {
         self.constraints(&node, old, new);
         // Below here, changes belong to the schema this one names, if it has a name.
         let owner = new.name.clone().or(node.owner.clone());
-        let below = Subject {
-            schema: owner.clone(),
-            ..Subject::default()
-        };
         self.composition(&node, owner.clone(), old, new, depth, list_of_types);
         self.properties(&node, owner.clone(), old, new, depth);
         self.subschemas(&node, owner.clone(), old, new, depth);
         if let (Some(before), Some(after)) = (&old.items, &new.items) {
-            let path = join(path, "items");
-            self.schema(place, part, &path, below.clone(), before, after, depth + 1);
+            self.below(&node, &join(path, "items"), &owner, before, after, depth);
         }
         if let (Some(before), Some(after)) = (&old.additional, &new.additional) {
             let path = join(path, "additionalProperties");
-            self.schema(place, part, &path, below, before, after, depth + 1);
+            self.below(&node, &path, &owner, before, after, depth);
         }
     }
 
@@ -247,20 +260,7 @@ impl Rules {
         for (key, before) in &old.subschemas {
             match new.subschemas.get(key) {
                 Some(after) => {
-                    let path = join(node.path, key);
-                    let above = Subject {
-                        schema: owner.clone(),
-                        ..Subject::default()
-                    };
-                    self.schema(
-                        node.place,
-                        node.part,
-                        &path,
-                        above,
-                        before,
-                        after,
-                        depth + 1,
-                    );
+                    self.below(node, &join(node.path, key), &owner, before, after, depth);
                 }
                 None => {
                     if let Some(rule) = rule_of(key) {
@@ -464,18 +464,7 @@ impl Rules {
                 Direction::Response => after.write_only,
             };
             if !unseen {
-                self.schema(
-                    node.place,
-                    node.part,
-                    &full,
-                    Subject {
-                        schema: owner.clone(),
-                        ..Subject::default()
-                    },
-                    before,
-                    after,
-                    depth + 1,
-                );
+                self.below(node, &full, &owner, before, after, depth);
             }
         }
         for (property, after) in &new.properties {
