@@ -91,7 +91,8 @@ impl Session {
     ) -> Result<(), Failure> {
         let request = self.within_deadline(request);
         let token = progress::while_waiting(self.client.base_url(), request).await?;
-        output::print(&token, output)
+        output::print(&token, output);
+        Ok(())
     }
 }
 

@@ -39,8 +39,8 @@ struct PartnerJson<'a> {
     expires_at: u64,
 }
 
-/// Prints `token` in the form asked for.
-pub fn print(token: &AccessToken, output: Output) -> Result<(), Failure> {
+/// Prints `token` in the form asked for (an output error is kept by [`line`]).
+pub fn print(token: &AccessToken, output: Output) {
     let secret = token.secret().expose_secret();
     let text = match output {
         Output::Token => secret.to_owned(),
@@ -48,7 +48,6 @@ pub fn print(token: &AccessToken, output: Output) -> Result<(), Failure> {
         Output::Json => json(token, secret),
     };
     line(text);
-    Ok(())
 }
 
 /// The first stdout error other than a closed pipe, kept for the exit code.

@@ -168,10 +168,10 @@ pub async fn fetch_through(
     let request = async { provider.token().await.map(|token| (*token).clone()) };
     let request = session.within_deadline(request);
     let token = progress::while_waiting(session.client.base_url(), request).await?;
-    let printed = output::print(&token, output);
+    output::print(&token, output);
     // The record is saved after the token is handed out; the next run needs it.
     vipps_access_token::store::settle(SAVE_WAIT).await;
-    printed
+    Ok(())
 }
 
 /// How long a run waits, after printing its token, for the record to reach the store.
