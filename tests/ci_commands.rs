@@ -125,8 +125,8 @@ fn run_spec_step(upstream: &Path) -> (Option<i32>, String) {
         .iter()
         .find(|(name, _)| name.starts_with("spec diff"))
         .expect("the spec diff step");
-    let checkout = tempdir();
-    let runner_temp = tempdir();
+    let (checkout, runner_temp) = (tempdir(), tempdir());
+    let (checkout, runner_temp) = (checkout.path(), runner_temp.path());
     std::fs::create_dir_all(checkout.join("target/debug")).unwrap();
     std::os::unix::fs::symlink(bin(), checkout.join("target/debug/vipps-token")).unwrap();
     std::os::unix::fs::symlink(Path::new(ROOT).join("openapi"), checkout.join("openapi")).unwrap();
@@ -134,25 +134,17 @@ fn run_spec_step(upstream: &Path) -> (Option<i32>, String) {
     let summary = runner_temp.join("summary.md");
     let output = Command::new("bash")
         .args(["-e", "-c", script])
-        .current_dir(&checkout)
-        .env("RUNNER_TEMP", &runner_temp)
+        .current_dir(checkout)
+        .env("RUNNER_TEMP", runner_temp)
         .env("GITHUB_STEP_SUMMARY", &summary)
         .output()
         .expect("bash runs");
     let report = std::fs::read_to_string(&summary).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&checkout);
-    let _ = std::fs::remove_dir_all(&runner_temp);
     (output.status.code(), report)
 }
 
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "vipps-ci-commands-{}-{:x}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
 }
 
 #[test]
@@ -163,14 +155,13 @@ fn the_spec_workflow_step_passes_on_no_change_and_fails_on_a_breaking_one() {
     assert!(!report.is_empty(), "the report goes to the job summary");
 
     // The bundled spec without its only operation: breaking for every client.
-    let spec: serde_yaml::Value = serde_yaml::from_str(&read("openapi/access-token.yaml")).unwrap();
-    let mut broken = spec.clone();
+    let mut broken: serde_yaml::Value =
+        serde_yaml::from_str(&read("openapi/access-token.yaml")).unwrap();
     broken["paths"] = serde_yaml::Value::Mapping(Default::default());
     let dir = tempdir();
-    let upstream = dir.join("upstream.yaml");
+    let upstream = dir.path().join("upstream.yaml");
     std::fs::write(&upstream, serde_yaml::to_string(&broken).unwrap()).unwrap();
     let (code, report) = run_spec_step(&upstream);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         code.is_some_and(|code| code != 0),
         "a removed path fails the job: {report}"
