@@ -39,7 +39,7 @@ struct PartnerJson<'a> {
     expires_at: u64,
 }
 
-/// Prints `token` in the form asked for (an output error is kept by [`line`]).
+/// Prints `token` in the form asked for (an output error is kept by [`line()`]).
 pub fn print(token: &AccessToken, output: Output) {
     let secret = token.secret().expose_secret();
     let text = match output {
