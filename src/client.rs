@@ -16,7 +16,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client for the Access Token API. Cheap to clone: clones share one connection pool.
+/// A client for the Access Token API. Cheap to clone: clones share one HTTP client.
+///
+/// It keeps no idle connections: a connection is driven by the runtime that opened it, so
+/// a pooled one would hang a later fetch from another runtime once its own runtime idles
+/// (a `block_on` that returned, a runtime in a `static`). A token is fetched about once an
+/// hour; a handshake per fetch costs nothing next to that.
 ///
 /// ```
 /// use vipps_access_token::{Client, Environment, SystemHeaders};
@@ -72,18 +77,57 @@ impl Client {
 
 /// Configures a [`Client`]. Every value is checked in [`ClientBuilder::build`], before
 /// anything is sent.
-#[derive(Clone, Debug)]
+///
+/// The HTTP client it builds follows no redirect, keeps no idle connection and has the
+/// timeouts set here, whether it starts from [`crate::http_client_builder`] (the default)
+/// or from your own [`reqwest::ClientBuilder`] ([`Self::http_client_builder`]: proxies,
+/// TLS roots). Not `Clone`, as a `reqwest::ClientBuilder` is not.
+#[derive(Debug)]
 #[must_use]
 pub struct ClientBuilder {
     base_url: String,
     system: SystemHeaders,
     merchant_serial_number: Option<String>,
     partner_token_path: String,
-    http: Option<reqwest::Client>,
-    connect_timeout: Duration,
-    timeout: Duration,
+    http: HttpSetup,
+    timeouts: Option<Timeouts>,
     retry: RetryPolicy,
     allow_insecure_http: bool,
+}
+
+/// Where the HTTP client comes from.
+enum HttpSetup {
+    /// [`crate::http_client_builder`], with this crate's settings.
+    Default,
+    /// The caller's builder, with this crate's settings laid over it.
+    Builder(reqwest::ClientBuilder),
+    /// The caller's finished client, used as it is (deprecated).
+    Client(reqwest::Client),
+}
+
+/// Not derived: a caller's builder or client may hold proxy credentials or headers.
+impl std::fmt::Debug for HttpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Default => "Default",
+            Self::Builder(_) => "Builder(reqwest::ClientBuilder { .. })",
+            Self::Client(_) => "Client(reqwest::Client { .. })",
+        })
+    }
+}
+
+/// The connect and whole-request timeouts.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    connect: Duration,
+    request: Duration,
+}
+
+impl Timeouts {
+    const DEFAULT: Self = Self {
+        connect: DEFAULT_CONNECT_TIMEOUT,
+        request: DEFAULT_TIMEOUT,
+    };
 }
 
 impl ClientBuilder {
@@ -94,9 +138,8 @@ impl ClientBuilder {
             system: SystemHeaders::default(),
             merchant_serial_number: None,
             partner_token_path: PARTNER_TOKEN_PATH.to_owned(),
-            http: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            timeout: DEFAULT_TIMEOUT,
+            http: HttpSetup::Default,
+            timeouts: Some(Timeouts::DEFAULT),
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
         }
@@ -136,23 +179,60 @@ impl ClientBuilder {
     }
 
     /// Time allowed to open a connection ([`DEFAULT_CONNECT_TIMEOUT`] by default).
-    /// Ignored when [`Self::http_client`] is given.
+    /// Ignored by the deprecated [`Self::http_client`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.timeouts.get_or_insert(Timeouts::DEFAULT).connect = timeout;
         self
     }
 
     /// Time allowed for a whole request ([`DEFAULT_TIMEOUT`] by default).
-    /// Ignored when [`Self::http_client`] is given.
+    /// Ignored by the deprecated [`Self::http_client`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeouts.get_or_insert(Timeouts::DEFAULT).request = timeout;
         self
     }
 
-    /// Uses your own `reqwest::Client` (proxies, TLS roots, pools). Configure it not to
-    /// follow redirects: the credentials travel in headers.
+    /// No connect or request timeout at all, until [`Self::connect_timeout`] or
+    /// [`Self::timeout`] sets one again. For tests on tokio's paused clock with a server
+    /// on another thread (wiremock, a process): there a pending timer fires at once while
+    /// the runtime waits for the answer. Not for production: a request could hang.
+    pub fn without_timeouts(mut self) -> Self {
+        self.timeouts = None;
+        self
+    }
+
+    /// Builds the HTTP client from your own `reqwest::ClientBuilder` (proxies, TLS roots,
+    /// default headers). Start it from [`crate::http_client_builder`], which sets up TLS.
+    /// [`Self::build`] then sets on it what keeps the credentials and the caller safe,
+    /// whatever it said: no redirects followed (the credentials travel in headers and must
+    /// not reach another host), no idle connections kept (see [`Client`]), and the
+    /// timeouts of [`Self::connect_timeout`] and [`Self::timeout`].
+    ///
+    /// ```
+    /// use vipps_access_token::{ClientBuilder, http_client_builder};
+    ///
+    /// let client = ClientBuilder::with_base_url("https://apitest.vipps.no")
+    ///     .http_client_builder(http_client_builder()?.https_only(true))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<(), vipps_access_token::Error>(())
+    /// ```
+    pub fn http_client_builder(mut self, http: reqwest::ClientBuilder) -> Self {
+        self.http = HttpSetup::Builder(http);
+        self
+    }
+
+    /// Uses your own finished `reqwest::Client`, as it is: its redirect policy, its pool
+    /// and its timeouts are its own, and none of this builder's timeouts apply.
+    #[deprecated(
+        note = "a finished reqwest::Client may follow redirects (sending the credentials to \
+                another host) and keeps idle connections (which hang fetches from other \
+                runtimes): pass its reqwest::ClientBuilder to \
+                ClientBuilder::http_client_builder instead, and use \
+                ClientBuilder::without_timeouts for tests on a paused clock"
+    )]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+        self.http = HttpSetup::Client(http);
         self
     }
 
@@ -173,8 +253,11 @@ impl ClientBuilder {
             ));
         }
         let http = match self.http {
-            Some(http) => http,
-            None => default_http_client(self.connect_timeout, self.timeout)?,
+            HttpSetup::Default => {
+                token_http_client(crate::http::http_client_builder()?, self.timeouts)?
+            }
+            HttpSetup::Builder(builder) => token_http_client(builder, self.timeouts)?,
+            HttpSetup::Client(http) => http,
         };
         Ok(Client {
             api: generated::Client::new_with_client(&base_url, http),
@@ -189,17 +272,30 @@ impl ClientBuilder {
     }
 }
 
-/// A reqwest client that never follows redirects (credentials travel in headers and must
-/// not reach another host) and gives up after the given times.
-fn default_http_client(
-    connect_timeout: Duration,
-    timeout: Duration,
+/// The token client from `builder`: it never follows a redirect (credentials travel in
+/// headers and must not reach another host), keeps no idle connection (one opened on a
+/// runtime that goes idle would hang the next fetch from another runtime) and gives up
+/// after the given times.
+fn token_http_client(
+    builder: reqwest::ClientBuilder,
+    timeouts: Option<Timeouts>,
 ) -> Result<reqwest::Client, Error> {
-    crate::http::http_client_builder()?
-        .connect_timeout(connect_timeout)
-        .timeout(timeout)
-        .build()
-        .map_err(|_| Error::invalid_input("http_client", "could not be set up (TLS roots?)"))
+    let mut builder = builder
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        // Nothing is idle, so no idle timer either (one timer less on a paused clock).
+        .pool_idle_timeout(None);
+    if let Some(timeouts) = timeouts {
+        builder = builder
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request);
+    }
+    builder.build().map_err(|e| {
+        Error::invalid_input(
+            "http_client",
+            format!("could not be set up ({e}): check the TLS roots and any proxy settings"),
+        )
+    })
 }
 
 /// Parses the base URL and drops a trailing slash; it must be https (or http on loopback,

@@ -164,8 +164,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// Builds the error from the status and the raw body, parsing the body's shape, and
-    /// hides every known secret wherever the server may have echoed it.
+    /// Builds the error from the status and the raw body, parsing the body's shape. The
+    /// raw body is not kept: the parsed fields are, with every known secret (in any form)
+    /// and anything shaped like a token or a key hidden, so that `Display`, `Debug` and
+    /// logs show none.
     pub(crate) fn new(
         flow: Flow,
         status: u16,
@@ -176,7 +178,7 @@ impl ApiError {
         let raw = String::from_utf8_lossy(body);
         let mut body = ErrorBody::parse(hide_secrets(&raw, secrets).as_bytes());
         // Again after parsing: JSON escapes (`\u003d` for `=`) hide a secret from the raw text.
-        body.hide_secrets(secrets);
+        body.redact(secrets);
         Self {
             flow,
             status,
@@ -200,7 +202,8 @@ impl ApiError {
         self.status
     }
 
-    /// The body, parsed into one of the documented shapes where it has one.
+    /// The body, parsed into one of the documented shapes where it has one, with
+    /// secrets, tokens and keys replaced by `[redacted]` (ids are kept).
     pub fn body(&self) -> &ErrorBody {
         &self.body
     }

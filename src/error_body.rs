@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::redact::{excerpt, hide_secrets, hide_secrets_in_json};
+use crate::redact::{excerpt, hide_secrets_in_json, hide_token_like, redact, redact_id};
 
 /// An error body, in one of the shapes the API is known to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,12 +158,20 @@ impl ErrorBody {
         }
     }
 
-    /// Replaces each secret in every text the body holds with `[redacted]`.
-    pub(crate) fn hide_secrets(&mut self, secrets: &[&str]) {
-        let hide = |text: &mut String| *text = hide_secrets(text, secrets);
+    /// Hides the caller's `secrets` in every text the body holds, and anything shaped
+    /// like a token or a key (see `redact.rs`), so that `Display`, `Debug`, logs and the
+    /// accessors show the server's words and ids but no credential, the caller's or not.
+    pub(crate) fn redact(&mut self, secrets: &[&str]) {
+        let hide = |text: &mut String| *text = redact(text, secrets);
         let hide_opt = |text: &mut Option<String>| {
             if let Some(text) = text {
-                *text = hide_secrets(text, secrets);
+                *text = redact(text, secrets);
+            }
+        };
+        // Ids to quote to support: only a token or the caller's secret is hidden there.
+        let hide_id = |text: &mut Option<String>| {
+            if let Some(text) = text {
+                *text = redact_id(text, secrets);
             }
         };
         match self {
@@ -171,8 +179,8 @@ impl ErrorBody {
                 hide(&mut e.error);
                 hide_opt(&mut e.error_description);
                 hide_opt(&mut e.timestamp);
-                hide_opt(&mut e.trace_id);
-                hide_opt(&mut e.correlation_id);
+                hide_id(&mut e.trace_id);
+                hide_id(&mut e.correlation_id);
                 hide_opt(&mut e.error_uri);
             }
             Self::OAuth(e) => {
@@ -185,7 +193,7 @@ impl ErrorBody {
                 // JSON of no known shape: escapes (`\u003d`) could still hide a secret.
                 Ok(mut json) => {
                     hide_secrets_in_json(&mut json, secrets);
-                    *text = json.to_string();
+                    *text = hide_token_like(&json.to_string());
                 }
                 Err(_) => hide(text),
             },

@@ -7,7 +7,7 @@ use crate::{
     body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
     error::{ApiError, Error},
     flow::Flow,
-    redact::hide_secrets,
+    redact::redact,
     response::parse_token_body,
 };
 
@@ -63,10 +63,9 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
         Generated::ErrorResponse(value) => {
             Err(api_error(flow, value.status().as_u16(), None, &[], secrets))
         }
-        Generated::InvalidRequest(reason) | Generated::Custom(reason) => Err(Error::invalid_input(
-            "request",
-            hide_secrets(&reason, secrets),
-        )),
+        Generated::InvalidRequest(reason) | Generated::Custom(reason) => {
+            Err(Error::invalid_input("request", redact(&reason, secrets)))
+        }
     }
 }
 

@@ -34,6 +34,12 @@ pub(crate) fn hint(flow: Flow, status: u16, body: &ErrorBody) -> &'static str {
             "the credentials were rejected: check client_secret (and the subscription key), \
              and that test keys are not used against production or the other way round"
         }
+        300..=399 => {
+            "the token endpoint redirected the request, and redirects are not followed so \
+             that the credentials never reach another host: set the base URL to where the \
+             API answers (https://api.vipps.no or https://apitest.vipps.no), not to a \
+             redirecting proxy or an old address"
+        }
         403 => {
             "the keys are valid but lack access: the product may not be active for this \
              sales unit, or these keys need the other token endpoint (management and \

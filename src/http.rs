@@ -11,15 +11,28 @@ use crate::error::Error;
 /// platform's trust store, TLS 1.2 and 1.3), a `User-Agent`, and **no redirects followed**.
 ///
 /// Use it for any `reqwest::Client` in a program that uses this crate: it works whether or
-/// not a process-wide rustls provider is installed. Add your own timeouts, proxies or pool
-/// settings before `build()`.
+/// not a process-wide rustls provider is installed.
+///
+/// For the token client, add your proxies or TLS roots and hand the builder, unbuilt, to
+/// [`ClientBuilder::http_client_builder`](crate::ClientBuilder::http_client_builder): it
+/// sets the redirect policy, the pool (no idle connections) and the timeouts itself. For
+/// any other client, add your own timeouts and pool settings before `build()`; if you
+/// re-enable redirects, the middleware's client has its own policy
+/// (`VippsAuthMiddleware::client_from`).
 ///
 /// ```
-/// let http = vipps_access_token::http_client_builder()?
+/// use vipps_access_token::{ClientBuilder, Environment, http_client_builder};
+///
+/// // The token client, with settings of your own (here: no system proxy):
+/// let client = ClientBuilder::with_base_url(Environment::Test.base_url())
+///     .http_client_builder(http_client_builder()?.no_proxy())
+///     .build()?;
+/// // Any other client:
+/// let http = http_client_builder()?
 ///     .timeout(std::time::Duration::from_secs(5))
 ///     .build()
 ///     .expect("no further settings that can fail");
-/// # let _ = http;
+/// # let _ = (client, http);
 /// # Ok::<(), vipps_access_token::Error>(())
 /// ```
 // The one sanctioned plain builder: clippy.toml disallows it everywhere else.

@@ -7,7 +7,7 @@
 //!
 //! | run | verdict |
 //! | --- | --- |
-//! | a secret the caller sent ([`hide_secrets`]), anywhere | hidden |
+//! | a secret the caller sent ([`hide_secrets`]), anywhere: as sent, without its `=` padding, percent-encoded, base64-encoded | hidden |
 //! | a JWT (`eyJ...` in 3 or 5 base64url parts) | hidden |
 //! | a UUID; a W3C `traceparent` (`00-<32 hex>-<16 hex>-01`); 40 hex digits (a commit SHA) | kept |
 //! | any run right after an id's field name (`request_id`, `x-request-id`, `traceId`, `Trace ID:`, `correlation_id`, `reference`, `orderId`, `commit`, ...; see [`ID_FIELDS`]) | kept |
@@ -72,9 +72,26 @@ fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=' | '~')
 }
 
+/// Everything a server's `text` must not show: the caller's `secrets` in any form
+/// ([`hide_secrets`]), then anything shaped like a token or a key ([`hide_token_like`]).
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    hide_token_like(&hide_secrets(text, secrets))
+}
+
+/// [`redact`] for a field that holds an id (Azure AD's `trace_id`, `correlation_id`):
+/// as after an id's field name, only JWTs and the caller's secrets are hidden.
+pub(crate) fn redact_id(text: &str, secrets: &[&str]) -> String {
+    hide_runs(&hide_secrets(text, secrets), true)
+}
+
 /// `text` with every JWT and every key-shaped run (see [`looks_like_key`]) replaced by
 /// `[redacted]`, for messages that quote what a server sent.
 pub(crate) fn hide_token_like(text: &str) -> String {
+    hide_runs(text, false)
+}
+
+/// [`hide_token_like`]; `is_id` treats every run as following an id's field name.
+fn hide_runs(text: &str, is_id: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(is_key_char) {
@@ -82,7 +99,7 @@ pub(crate) fn hide_token_like(text: &str) -> String {
         let run_len = rest[start..]
             .find(|c: char| !is_key_char(c))
             .unwrap_or(rest.len() - start);
-        let after_id_field = follows_id_field(&out);
+        let after_id_field = is_id || follows_id_field(&out);
         hide_run(&mut out, &rest[start..start + run_len], after_id_field);
         rest = &rest[start + run_len..];
     }
@@ -183,14 +200,52 @@ fn hex_groups(run: &str, lengths: &[usize]) -> bool {
             .all(|(group, len)| group.len() == *len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// Replaces every occurrence of each known secret in `text` with `[redacted]`.
+/// Replaces every occurrence of each known secret in `text` with `[redacted]`, in every
+/// form a server may echo it: as sent, percent-encoded (a form body or a URL quoted
+/// back), base64-encoded, and without its `=` padding (which also covers escapes such as
+/// `\u003d` that follow it).
 pub(crate) fn hide_secrets(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret, REDACTED)
+    let mut forms: Vec<String> = secrets.iter().flat_map(|s| echoed_forms(s)).collect();
+    // Longest first, so that a form is replaced whole before a shorter one inside it.
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms.iter().fold(text.to_owned(), |text, form| {
+        text.replace(form.as_str(), REDACTED)
+    })
+}
+
+/// The forms `secret` can be echoed in, none empty.
+fn echoed_forms(secret: &str) -> Vec<String> {
+    use base64::{
+        Engine as _,
+        engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
+    };
+    let mut forms = vec![
+        secret.to_owned(),
+        secret.trim_end_matches('=').to_owned(),
+        percent_encoded(secret, false),
+        percent_encoded(secret, true),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+    ];
+    for engine in [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(secret));
+    }
+    forms.retain(|form| !form.is_empty());
+    forms
+}
+
+/// `text` with every byte but RFC 3986's unreserved characters written `%XX`.
+fn percent_encoded(text: &str, lower_case: bool) -> String {
+    text.bytes()
+        .map(|byte| {
+            let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+            match (unreserved, lower_case) {
+                (true, _) => char::from(byte).to_string(),
+                (false, false) => format!("%{byte:02X}"),
+                (false, true) => format!("%{byte:02x}"),
+            }
         })
+        .collect()
 }
 
 /// Hides each secret in every string of `json`, keys included: JSON escapes (`\u003d` for
@@ -320,6 +375,46 @@ mod tests {
         assert_eq!(
             hide_secrets(&text, &[CLIENT_SECRET, SUBSCRIPTION_KEY]),
             format!("{CLIENT_ID} [redacted] [redacted]")
+        );
+    }
+
+    #[test]
+    fn hides_known_secrets_percent_and_base64_encoded() {
+        for echoed in [
+            "Y8Kteew6GE2ZmeycEt6egg%3D%3D",
+            "Y8Kteew6GE2ZmeycEt6egg%3d%3d",
+            r"Y8Kteew6GE2ZmeycEt6egg\u003d\u003d",
+            "WThLdGVldzZHRTJabWV5Y0V0NmVnZz09",
+            "MGYxNGViY2FiMGVjNGIyOWFlMGNiOTBkOTFiNGE4NGE=",
+            "MGYxNGViY2FiMGVjNGIyOWFlMGNiOTBkOTFiNGE4NGE",
+        ] {
+            let text = format!("got {echoed}.");
+            let hidden = hide_secrets(&text, &[CLIENT_SECRET, SUBSCRIPTION_KEY]);
+            assert!(hidden.starts_with("got [redacted]"), "{echoed}: {hidden}");
+            assert!(!hidden.contains("Y8Kteew6") && !hidden.contains("MGYxNGVi"));
+        }
+        // A secret no shape would catch is still found in each form.
+        assert_eq!(
+            hide_secrets(
+                "a b c/d, a%20b%20c%2fd, a+b+c%2Fd, YSBiIGMvZA",
+                &["a b c/d"]
+            ),
+            "[redacted], [redacted], [redacted], [redacted]"
+        );
+    }
+
+    #[test]
+    fn redact_keeps_ids_in_id_fields_but_not_tokens() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(redact_id(trace, &[]), trace);
+        assert_eq!(redact_id(JWT, &[]), "[redacted]");
+        assert_eq!(
+            redact_id(SUBSCRIPTION_KEY, &[SUBSCRIPTION_KEY]),
+            "[redacted]"
+        );
+        assert_eq!(
+            redact(&format!("key {trace}, secret {CLIENT_SECRET}"), &[]),
+            "key [redacted], secret [redacted]"
         );
     }
 

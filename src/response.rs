@@ -12,7 +12,7 @@ use crate::{
     credentials::TokenSecret,
     error::{Error, InvalidResponseError},
     integer_or_digits::integer_or_digits,
-    redact::{excerpt, hide_secrets, hide_token_like},
+    redact::{excerpt, hide_secrets, redact},
 };
 
 /// The body of a successful `POST /accesstoken/get` (and of the legacy endpoint).
@@ -100,8 +100,9 @@ impl ParseFailure {
         Error::InvalidResponse(Box::new(InvalidResponseError {
             status,
             field: self.field,
-            reason: hide_secrets(&hide_token_like(&self.reason), secrets),
-            excerpt: hide_secrets(&excerpt(body), secrets),
+            reason: redact(&self.reason, secrets),
+            // Secrets first: cut off by the excerpt's end, one would no longer be found.
+            excerpt: excerpt(hide_secrets(&String::from_utf8_lossy(body), secrets).as_bytes()),
         }))
     }
 }

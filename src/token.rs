@@ -122,7 +122,7 @@ impl AccessToken {
         })?;
         let mut call_headers = HeaderMap::new();
         call_headers.insert(AUTHORIZATION, authorization);
-        let expires_in = Duration::from_secs(expires_in);
+        let expires_in = usable_lifetime(expires_in)?;
         let (Some(expires_at), Some(expires_at_instant)) = (
             sent_at.wall.checked_add(expires_in),
             sent_at.instant.checked_add(expires_in),
@@ -145,6 +145,16 @@ impl AccessToken {
         })
     }
 
+    /// The shortest life a token is accepted with: `expires_in` of 1 second. A token of
+    /// 0 seconds is expired when it arrives, so it is an [`Error::InvalidResponse`]: handed
+    /// out, it would fail every call, and a cache would fetch it again in a loop.
+    pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
+    /// The longest life counted from `expires_in`: 7 days. The API issues 15 minutes to
+    /// 24 hours; a larger value is taken as this, so that every time counted from it
+    /// (here and in a cache) stays far from overflowing.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
     /// The token itself (a JWT). Call `expose_secret()` on it where it must be sent.
     pub fn secret(&self) -> &TokenSecret {
         &self.secret
@@ -160,7 +170,8 @@ impl AccessToken {
         self.flow
     }
 
-    /// How long the token is valid for, as the server said (`expires_in`).
+    /// How long the token is valid for, as the server said (`expires_in`), at most
+    /// [`Self::MAX_LIFETIME`].
     pub fn expires_in(&self) -> Duration {
         self.expires_in
     }
@@ -218,6 +229,30 @@ impl AccessToken {
     pub fn headers(&self) -> &HeaderMap {
         &self.call_headers
     }
+}
+
+/// `expires_in` as a lifetime: refused below [`AccessToken::MIN_LIFETIME`], clamped to
+/// [`AccessToken::MAX_LIFETIME`].
+fn usable_lifetime(expires_in: u64) -> Result<Duration, Error> {
+    let lifetime = Duration::from_secs(expires_in);
+    if lifetime < AccessToken::MIN_LIFETIME {
+        return Err(Error::invalid_response(
+            "expires_in",
+            format!(
+                "is {expires_in}: the token is expired on arrival (at least {} s is needed)",
+                AccessToken::MIN_LIFETIME.as_secs()
+            ),
+        ));
+    }
+    if lifetime > AccessToken::MAX_LIFETIME {
+        tracing::debug!(
+            expires_in,
+            max_secs = AccessToken::MAX_LIFETIME.as_secs(),
+            "expires_in is longer than any token the API issues: counting the maximum instead"
+        );
+        return Ok(AccessToken::MAX_LIFETIME);
+    }
+    Ok(lifetime)
 }
 
 fn unix_seconds(field: &str, seconds: u64) -> Result<SystemTime, Error> {

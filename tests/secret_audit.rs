@@ -477,7 +477,9 @@ async fn clients_builders_providers_and_middleware_hide_secrets() {
     let server = MockServer::start().await;
     let builders = [
         builder(&server.uri()),
-        builder(&server.uri()).http_client(untimed_http()),
+        builder(&server.uri()).without_timeouts(),
+        builder(&server.uri())
+            .http_client_builder(vipps_access_token::http_client_builder().expect("TLS set up")),
         ClientBuilder::with_base_url("https://apitest.vipps.no"),
     ];
     for builder in builders {
@@ -680,6 +682,120 @@ async fn api_errors_hide_json_escaped_secrets_in_unrecognised_json() {
         };
         assert!(matches!(api.body(), ErrorBody::Text(_)), "{:?}", api.body());
         audit_error(&format!("{flow:?} unrecognised JSON body"), &error);
+    }
+}
+
+/// Someone else's token and key, as a server may quote them in a message: not the
+/// caller's secrets, so only their shape can tell.
+const FOREIGN_JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImZvcmVpZ24ifQ.eyJhdWQiOiJzb21lb25lLWVsc2UifQ.Rm9yZWlnblNpZ25hdHVyZVRocmVl";
+const FOREIGN_JWT_SIGNATURE: &str = "Rm9yZWlnblNpZ25hdHVyZVRocmVl";
+const FOREIGN_KEY: &str = "7c2a9d4e1b8f4063a5e0d9c8b7a6f5e4";
+/// Azure AD's trace and correlation ids: not secrets, and needed for a support ticket.
+const TRACE_ID: &str = "8d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
+const CORRELATION_ID: &str = "0c9a8b7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d";
+
+/// A message quoting a foreign JWT and key, the caller's secret percent-encoded and
+/// base64-encoded, the client id and a trace id.
+fn foreign_message() -> String {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let percent_encoded = CLIENT_SECRET.replace('=', "%3D");
+    let percent_lower = CLIENT_SECRET.replace('=', "%3d");
+    format!(
+        "AADSTS7000215: Invalid client secret provided for {CLIENT_ID}: \
+         {percent_encoded} (or {percent_lower}, {}, {}); the token {FOREIGN_JWT} \
+         belongs to key {FOREIGN_KEY}. Trace ID: {TRACE_ID}",
+        STANDARD.encode(CLIENT_SECRET),
+        URL_SAFE.encode(SUBSCRIPTION_KEY),
+    )
+}
+
+/// The error bodies that carry [`foreign_message`], in each shape with a message.
+fn foreign_bodies() -> Vec<(&'static str, String)> {
+    let message = foreign_message();
+    vec![
+        (
+            "Azure AD",
+            json!({
+                "error": "invalid_client",
+                "error_description": message,
+                "error_codes": [7000215],
+                "timestamp": "2024-05-02 09:14:31Z",
+                "trace_id": TRACE_ID,
+                "correlation_id": CORRELATION_ID,
+            })
+            .to_string(),
+        ),
+        (
+            "OAuth",
+            json!({"error": "invalid_client", "error_description": message}).to_string(),
+        ),
+        (
+            "gateway",
+            json!({"statusCode": 401, "message": message}).to_string(),
+        ),
+        ("text", message.clone()),
+        (
+            "unknown JSON",
+            json!({"errors": [{"detail": message}]}).to_string(),
+        ),
+    ]
+}
+
+/// Fails when `text` holds a foreign token or key, or any form of the caller's secrets.
+fn assert_nothing_foreign(what: &str, text: &str) {
+    assert_clean(what, text);
+    for (name, needle) in [
+        ("foreign JWT", FOREIGN_JWT),
+        ("foreign JWT signature", FOREIGN_JWT_SIGNATURE),
+        ("foreign key", FOREIGN_KEY),
+    ] {
+        assert!(!text.contains(needle), "{what} leaks the {name}:\n{text}");
+    }
+}
+
+/// A parsed error message quoting someone else's JWT or key, or the caller's secret
+/// percent-encoded or base64-encoded: hidden in Display and Debug, while the client id
+/// and Azure AD's trace and correlation ids stay readable.
+#[tokio::test]
+async fn api_errors_hide_foreign_tokens_keys_and_encoded_secrets() {
+    for flow in FLOWS {
+        for (shape, body) in foreign_bodies() {
+            let what = format!("{flow:?} {shape}");
+            let server = MockServer::start().await;
+            Mock::given(matchers::path(flow_path(flow)))
+                .respond_with(ResponseTemplate::new(401).set_body_raw(body, "application/json"))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let error = expect_err(&what, request_token(&client(&server.uri()), flow).await);
+            let Error::Api(api) = &error else {
+                panic!("{what}: expected Error::Api, got {error:?}");
+            };
+            audit_error(&what, &error);
+            for (form, text) in [
+                ("Display", format!("{error}")),
+                ("Debug", format!("{error:?}")),
+                ("pretty Debug", format!("{error:#?}")),
+                ("body Debug", format!("{:?}", api.body())),
+                (
+                    "description",
+                    api.body().description().unwrap_or_default().to_owned(),
+                ),
+            ] {
+                assert_nothing_foreign(&format!("{form} of {what}"), &text);
+            }
+            let display = error.to_string();
+            assert!(display.contains("[redacted]"), "{what}: {display}");
+            if shape != "text" && shape != "unknown JSON" {
+                // Parsed: the ids are shown in full.
+                assert!(display.contains(CLIENT_ID), "{what}: {display}");
+                assert!(display.contains(TRACE_ID), "{what}: {display}");
+            }
+            if let ErrorBody::AzureAd(azure) = api.body() {
+                assert_eq!(azure.trace_id.as_deref(), Some(TRACE_ID));
+                assert_eq!(azure.correlation_id.as_deref(), Some(CORRELATION_ID));
+            }
+        }
     }
 }
 
@@ -889,7 +1005,7 @@ async fn tracing_output_holds_no_secret() {
             max_attempts: 2,
             ..RetryPolicy::default()
         })
-        .http_client(untimed_http())
+        .without_timeouts()
         .build()
         .unwrap();
     let provider = TokenProvider::new(client, TokenSource::Standard(standard_credentials()));
@@ -965,6 +1081,30 @@ async fn tracing_output_holds_no_secret() {
     let failure = partner.token().await.expect_err("the partner 401");
     audit_error("the partner failure", &failure);
 
+    // A message quoting foreign tokens and keys, and the caller's secret encoded.
+    let foreign = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            json!({"statusCode": 401, "message": foreign_message()}).to_string(),
+            "application/json",
+        ))
+        .mount(&foreign)
+        .await;
+    let foreign_client = builder(&foreign.uri())
+        .retry_policy(RetryPolicy::none())
+        .without_timeouts()
+        .build()
+        .unwrap();
+    let foreign_provider = TokenProvider::new(
+        foreign_client,
+        TokenSource::Standard(standard_credentials()),
+    );
+    let failure = foreign_provider
+        .token()
+        .await
+        .expect_err("the foreign message");
+    assert_nothing_foreign("the foreign failure", &format!("{failure} {failure:?}"));
+
     let logs = logs.text();
     let mut expected = vec![
         "vipps access token cache miss",
@@ -984,4 +1124,9 @@ async fn tracing_output_holds_no_secret() {
         assert!(logs.contains(expected), "no `{expected}` in:\n{logs}");
     }
     assert_clean("the tracing output", &logs);
+    assert_nothing_foreign("the tracing output", &logs);
+    assert!(
+        logs.contains(TRACE_ID),
+        "the foreign failure's log lost its trace id:\n{logs}"
+    );
 }
