@@ -99,8 +99,8 @@ pub struct ClientBuilder {
 enum HttpSetup {
     /// [`crate::http_client_builder`], with this crate's settings.
     Default,
-    /// The caller's builder, with this crate's settings laid over it.
-    Builder(reqwest::ClientBuilder),
+    /// The caller's builder, with this crate's settings laid over it (boxed: it is large).
+    Builder(Box<reqwest::ClientBuilder>),
     /// The caller's finished client, used as it is (deprecated).
     Client(reqwest::Client),
 }
@@ -218,7 +218,7 @@ impl ClientBuilder {
     /// # Ok::<(), vipps_access_token::Error>(())
     /// ```
     pub fn http_client_builder(mut self, http: reqwest::ClientBuilder) -> Self {
-        self.http = HttpSetup::Builder(http);
+        self.http = HttpSetup::Builder(Box::new(http));
         self
     }
 
@@ -256,7 +256,7 @@ impl ClientBuilder {
             HttpSetup::Default => {
                 token_http_client(crate::http::http_client_builder()?, self.timeouts)?
             }
-            HttpSetup::Builder(builder) => token_http_client(builder, self.timeouts)?,
+            HttpSetup::Builder(builder) => token_http_client(*builder, self.timeouts)?,
             HttpSetup::Client(http) => http,
         };
         Ok(Client {

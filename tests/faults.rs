@@ -133,6 +133,7 @@ fn untimed_http() -> reqwest::Client {
 }
 
 /// A client for `base_url` with `retry`, on [`untimed_http`].
+#[allow(deprecated)] // ClientBuilder::http_client; ClientBuilder::without_timeouts replaces it
 fn untimed_client(base_url: &str, retry: RetryPolicy) -> Client {
     ClientBuilder::with_base_url(base_url)
         .retry_policy(retry)

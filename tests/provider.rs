@@ -94,6 +94,7 @@ async fn server_with(issuer: &Issuer) -> MockServer {
 /// A client for `server`. No timeouts: under paused time a pending timer would fire at
 /// once while the runtime waits on the loopback socket. No retries: each upstream
 /// request counted here is one fetch.
+#[allow(deprecated)] // ClientBuilder::http_client; ClientBuilder::without_timeouts replaces it
 fn client(server: &MockServer) -> Client {
     ClientBuilder::with_base_url(server.uri())
         .merchant_serial_number("123456")
