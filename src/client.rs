@@ -293,7 +293,11 @@ fn token_http_client(
     builder.build().map_err(|e| {
         Error::invalid_input(
             "http_client",
-            format!("could not be set up ({e}): check the TLS roots and any proxy settings"),
+            format!(
+                "could not be set up ({}): check the TLS roots and any proxy settings",
+                // A URL may carry a proxy's credentials.
+                e.without_url()
+            ),
         )
     })
 }
