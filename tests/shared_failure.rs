@@ -99,6 +99,60 @@ async fn six_processes_facing_a_503_on_redis_make_one_fetch_and_share_its_error(
     }
 }
 
+/// Rejected credentials are shared as such (no retry helps), and the error the waiters
+/// rebuild from the marker holds no secret even when the upstream echoed them.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_are_shared_as_rejected_and_without_secrets() {
+    use vipps_access_token::{
+        FailureKind,
+        mock::{DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY},
+        store::RedisTokenStore,
+    };
+    let Some(server) = redis_server::RedisServer::start(
+        "rejected_credentials_are_shared_as_rejected_and_without_secrets",
+    ) else {
+        return;
+    };
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_all(
+        401,
+        format!(
+            r#"{{"error":"invalid_client","error_description":"bad secret {DEFAULT_CLIENT_SECRET} for key {DEFAULT_SUBSCRIPTION_KEY}"}}"#
+        ),
+    );
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let store = Arc::new(RedisTokenStore::new(&server.url(), config()).unwrap());
+            let provider = process(&mock, store);
+            tokio::spawn(async move { provider.token().await })
+        })
+        .collect();
+    let mut shared = 0;
+    for caller in callers {
+        let error = caller
+            .await
+            .unwrap()
+            .expect_err("the credentials are rejected");
+        assert!(error.is_credentials_rejected(), "{error}");
+        assert_eq!(error.status(), Some(401), "{error}");
+        if let Error::Shared(from_marker) = &error {
+            assert_eq!(from_marker.kind, FailureKind::CredentialsRejected);
+            shared += 1;
+        }
+        for secret in [DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY] {
+            assert!(!error.to_string().contains(secret), "{error}");
+            assert!(!format!("{error:?}").contains(secret), "{error:?}");
+        }
+    }
+    assert_eq!(shared, 2, "the two waiters returned the holder's failure");
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "a 401 is not retried, nor asked again"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_processes_facing_a_503_on_the_file_store_make_one_fetch_and_share_its_error() {

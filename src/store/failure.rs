@@ -130,10 +130,17 @@ mod tests {
         assert_eq!(opened.status(), Some(400));
         assert!(opened.to_string().contains("bad request"), "{opened}");
 
+        let next_version = br#"{"v":2,"holder":"h","kind":"refused","status":400,"message":"m"}"#;
+        let next_version = config(1).keys.seal("a:failed", next_version).unwrap();
         for (key, name, bytes) in [
             (2, "a:failed", sealed.as_slice()),
             (1, "b:failed", sealed.as_slice()),
-            (1, "a:failed", b"0123456789abcdef0123456789abcdef".as_slice()),
+            (
+                1,
+                "a:failed",
+                b"0123456789abcdef0123456789abcdef".as_slice(),
+            ),
+            (1, "a:failed", next_version.as_slice()),
         ] {
             let Error::Shared(shared) = open(&config(key), name, bytes) else {
                 panic!("not a shared failure");

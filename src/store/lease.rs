@@ -143,7 +143,13 @@ pub(crate) async fn renewed_while<F: Future>(
     budget: Duration,
     fetch: F,
 ) -> F::Output {
-    let renewing = renew(store, lease, holder, ttl, Instant::now().checked_add(budget));
+    let renewing = renew(
+        store,
+        lease,
+        holder,
+        ttl,
+        Instant::now().checked_add(budget),
+    );
     let fetch = std::pin::pin!(fetch);
     let renewing = std::pin::pin!(renewing);
     match select(fetch, renewing).await {

@@ -14,8 +14,7 @@ use super::{
     Lookup, StoreConfig, StoreError, TokenKeys, TokenStore,
     redis_link::{Connector, Link},
     redis_scripts::{
-        DELETE_IF_EQUAL, EXTEND_IF_EQUAL, FAIL_AND_RELEASE, READ_OR_LEASE, REPAIR,
-        SAVE_AND_RELEASE,
+        DELETE_IF_EQUAL, EXTEND_IF_EQUAL, FAIL_AND_RELEASE, READ_OR_LEASE, REPAIR, SAVE_AND_RELEASE,
     },
     redis_url,
 };
@@ -92,8 +91,10 @@ impl RedisTokenStore {
             ensure_tls_provider();
         }
         let address = target.address.clone();
-        let connector = Connector::new(target, ca, config.connect_timeout, config.operation_timeout)
-            .map_err(|error| StoreError::Config(format!("the store URL was refused: {error}")))?;
+        let connector =
+            Connector::new(target, ca, config.connect_timeout, config.operation_timeout).map_err(
+                |error| StoreError::Config(format!("the store URL was refused: {error}")),
+            )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 connector,
@@ -128,7 +129,11 @@ impl RedisTokenStore {
 
     /// Runs one operation on `keys`; a `WRONGTYPE` answer (one of them holds a list, a
     /// hash...) deletes those of the wrong type and tries once more, after a warning.
-    async fn run<T, F>(&self, keys: &[&[u8]], operation: impl Fn(Link) -> F) -> Result<T, StoreError>
+    async fn run<T, F>(
+        &self,
+        keys: &[&[u8]],
+        operation: impl Fn(Link) -> F,
+    ) -> Result<T, StoreError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {
@@ -149,7 +154,9 @@ impl RedisTokenStore {
                     "vipps token store: deleted keys of another type than a string \
                      (WRONGTYPE) under this token's names; trying again"
                 );
-                self.attempt(&operation).await.map_err(|error| unavailable(&error))
+                self.attempt(&operation)
+                    .await
+                    .map_err(|error| unavailable(&error))
             }
             outcome => outcome.map_err(|error| unavailable(&error)),
         }
@@ -244,8 +251,10 @@ fn millis(duration: Duration) -> u64 {
 impl TokenStore for RedisTokenStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         async move {
-            self.run(&[key.as_bytes()], move |mut link| async move { link.get(key).await })
-                .await
+            self.run(&[key.as_bytes()], move |mut link| async move {
+                link.get(key).await
+            })
+            .await
         }
         .boxed()
     }
@@ -260,8 +269,7 @@ impl TokenStore for RedisTokenStore {
             self.run(&[key.as_bytes()], move |mut link| {
                 let value = value.clone();
                 async move {
-                    let options =
-                        SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
+                    let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
                     link.set_options(key, value, options).await
                 }
             })

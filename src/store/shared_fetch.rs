@@ -221,8 +221,7 @@ where
             guard.disarm();
             match failure::seal(config, &keys.failure, holder, error) {
                 Some(marker) => {
-                    let marked =
-                        store.fail_and_release(keys, holder, &marker, marker_ttl(config));
+                    let marked = store.fail_and_release(keys, holder, &marker, marker_ttl(config));
                     if let Err(error) = timed(store, marked).await {
                         degraded("release", &error);
                     }
