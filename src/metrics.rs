@@ -75,6 +75,7 @@ fn error_kind(error: &Error) -> &'static str {
         Error::Interrupted => "interrupted",
         Error::ResponseTooLarge { .. } => "response_too_large",
         Error::InvalidResponse(_) => "invalid_response",
+        Error::Shared(_) => "shared",
     }
 }
 
