@@ -116,7 +116,11 @@ async fn a_lease_held_elsewhere_is_named_by_its_holder_id() {
     assert_eq!(b.get(lease).await.unwrap().as_deref(), Some(HOLDER_A));
     assert_eq!(a.get(lease).await.unwrap().as_deref(), Some(HOLDER_A));
     assert!(a.delete_if_equal(lease, HOLDER_A).await.unwrap());
-    assert_eq!(b.get(lease).await.unwrap(), None, "released: nobody holds it");
+    assert_eq!(
+        b.get(lease).await.unwrap(),
+        None,
+        "released: nobody holds it"
+    );
     assert!(b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap());
     assert_eq!(a.get(lease).await.unwrap().as_deref(), Some(HOLDER_B));
 }
@@ -157,16 +161,28 @@ async fn saves_prune_at_most_once_a_minute_and_prune_free_lease_files() {
     let expired = dir.join(file_of(&our_key("0a1d", "")));
     std::fs::write(&expired, expired_record()).unwrap();
 
-    store.put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl).await.unwrap();
+    store
+        .put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl)
+        .await
+        .unwrap();
     assert!(!expired.exists(), "an expired record is pruned");
-    assert!(!dir.join(file_of(&free)).exists(), "a free lease file is pruned");
+    assert!(
+        !dir.join(file_of(&free)).exists(),
+        "a free lease file is pruned"
+    );
     assert!(dir.join(file_of(&held)).exists(), "a held one is not");
     assert_eq!(other.get(&held).await.unwrap().as_deref(), Some(HOLDER_B));
 
     std::fs::write(&expired, expired_record()).unwrap();
-    store.put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl).await.unwrap();
+    store
+        .put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl)
+        .await
+        .unwrap();
     assert!(expired.exists(), "not pruned again within the minute");
     tokio::time::advance(Duration::from_secs(61)).await;
-    store.put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl).await.unwrap();
+    store
+        .put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl)
+        .await
+        .unwrap();
     assert!(!expired.exists(), "pruned again after a minute");
 }

@@ -237,9 +237,9 @@ impl FileTokenStore {
                 continue;
             }
             let stale = self.dir.open_file(&file).ok().flatten().is_some_and(|f| {
-                f.metadata().and_then(|meta| meta.modified()).is_ok_and(|at| {
-                    now.duration_since(at).unwrap_or_default() > STALE_TEMP_AGE
-                })
+                f.metadata()
+                    .and_then(|meta| meta.modified())
+                    .is_ok_and(|at| now.duration_since(at).unwrap_or_default() > STALE_TEMP_AGE)
             });
             if stale {
                 let _ = self.dir.remove(&file);

@@ -146,12 +146,7 @@ impl CacheDir {
 
     /// Renames `from` to `to`, replacing `to`, both in this directory.
     pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        Ok(rustix::fs::renameat(
-            &self.handle,
-            from,
-            &self.handle,
-            to,
-        )?)
+        Ok(rustix::fs::renameat(&self.handle, from, &self.handle, to)?)
     }
 
     /// Removes the file `name` (a link is removed, not followed).

@@ -94,7 +94,8 @@ pub(super) enum Peek {
 /// The header of `file`, read alone: housekeeping never reads a whole record.
 pub(super) fn peek(file: &std::fs::File) -> io::Result<Peek> {
     let mut bytes = Vec::with_capacity(FILE_HEADER_BYTES);
-    file.take(FILE_HEADER_BYTES as u64).read_to_end(&mut bytes)?;
+    file.take(FILE_HEADER_BYTES as u64)
+        .read_to_end(&mut bytes)?;
     if !bytes.starts_with(FILE_MAGIC) {
         return Ok(Peek::Foreign);
     }
