@@ -116,15 +116,19 @@ impl CacheDir {
         Ok(names)
     }
 
-    /// The regular file `name`, open for reading; `None` when there is none. A link, a
-    /// directory or a device is refused, never opened through.
+    /// The regular file `name`, open for reading; `None` when there is none, or only a
+    /// link, a directory or a device by that name (never opened through, never ours).
     pub(super) fn open_file(&self, name: &str) -> io::Result<Option<File>> {
-        use rustix::fs::OFlags;
+        use rustix::{fs::OFlags, io::Errno};
         // NONBLOCK: a FIFO put there must not hang the open.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        match self.open_at(name, flags) {
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            other => other.map(Some),
+        match rustix::fs::openat(&self.handle, name, flags, rustix::fs::Mode::empty()) {
+            Ok(fd) => {
+                let file = File::from(fd);
+                Ok(file.metadata()?.is_file().then_some(file))
+            }
+            Err(Errno::NOENT | Errno::LOOP) => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 

@@ -69,14 +69,14 @@ impl Leases {
         loop {
             let file = dir.open_lock(&name)?;
             match file.try_lock() {
-                // Pruned between our open and our lock: lock the file now in its place.
-                Ok(()) if !dir.still_names(&name, &file)? => continue,
-                Ok(()) => {
+                // Unless pruned between our open and our lock: then try the file now in its
+                // place.
+                Ok(()) if dir.still_names(&name, &file)? => {
                     write_holder(&file, holder)?;
                     self.hold(key, holder, file, ttl);
                     return Ok(true);
                 }
-                Err(TryLockError::WouldBlock) => {}
+                Ok(()) | Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(error)) => return Err(error),
             }
             if started.elapsed() >= wait {
@@ -105,11 +105,13 @@ impl Leases {
     pub(super) fn release(&self, key: &str, holder: &[u8]) -> Option<bool> {
         let released = {
             let mut held = lock(&self.held);
-            let ours = held.get(key)?.holder == holder;
-            ours.then(|| held.remove(key))
+            if held.get(key)?.holder != holder {
+                return Some(false);
+            }
+            held.remove(key)
         };
-        // Unlocked here, outside the map's lock.
-        Some(released.flatten().is_some())
+        drop(released); // unlocked here, outside the map's lock
+        Some(true)
     }
 
     /// The holder of this process's lease on `key`, if any.
@@ -131,16 +133,10 @@ impl Leases {
     /// A lease whose holder forgot it (its task was cancelled) lasts until its deadline.
     fn drop_expired(&self) {
         let now = Instant::now();
-        let expired: Vec<HeldLease> = {
-            let mut held = lock(&self.held);
-            let keys: Vec<String> = held
-                .iter()
-                .filter(|(_, lease)| lease.expires <= now)
-                .map(|(key, _)| key.clone())
-                .collect();
-            keys.iter().filter_map(|key| held.remove(key)).collect()
-        };
-        drop(expired);
+        let expired: Vec<_> = lock(&self.held)
+            .extract_if(|_, lease| lease.expires <= now)
+            .collect();
+        drop(expired); // unlocked here, outside the map's lock
     }
 }
 
