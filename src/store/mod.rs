@@ -19,6 +19,10 @@
 mod background;
 mod failure;
 mod file;
+mod file_dir;
+mod file_format;
+mod file_lease;
+mod file_names;
 mod identity;
 mod lease;
 mod record;
@@ -38,7 +42,7 @@ use std::{sync::Arc, time::Duration};
 use futures_util::future::BoxFuture;
 
 pub use background::settle;
-pub use file::{FileEntry, FileTokenStore};
+pub use file::{FileEntry, FileEntryKind, FileTokenStore};
 pub(crate) use identity::TokenIdentity;
 pub use identity::TokenKeys;
 #[cfg(feature = "redis")]
