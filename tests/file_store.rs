@@ -592,7 +592,7 @@ async fn eight_cold_processes_behind_a_three_second_upstream_make_one_request() 
 /// Six processes facing a 503: the waiters know whom they wait for (the lease file names
 /// its holder), so the holder's failure is theirs: one fetch with its retries, and every
 /// process fails with the 503. Needs both halves: the lease file naming its holder (here)
-/// and waiters returning the holder's error (`shared_fetch.rs`, branch fix/shared).
+/// and waiters returning the holder's error (`shared_fetch.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_processes_facing_a_503_share_the_holders_failure() {
     let mock = MockServer::start().await.unwrap();
