@@ -48,8 +48,9 @@
 //! - `deadline`: no caller on main waits longer than the client's budget (its timeout plus
 //!   the retry policy's `max_total`) plus the stall checks (four runs, 350 ms each, see
 //!   `single_flight.rs`) plus a second: each caller is wrapped in a `tokio::time::timeout`
-//!   of that. A caller whose deadline a single clock jump carried the clock past is excused:
-//!   a jump fires every timer up to its end at once, in no order;
+//!   of that. Time a clock jump skips is not counted as waiting: a jump fires every timer
+//!   up to its end at once, the caller's among them, so its deadline is pushed back by the
+//!   jumps made while it waited (the stall checks a jump cut short still need their time);
 //! - `interrupted`: no `Error::Interrupted` for a caller whose own runtime is alive (every
 //!   caller here: main's always are, and one elsewhere is while its `block_on` runs);
 //! - `panic`: nothing panics (a panic hook counts panics on any thread or task);
@@ -85,6 +86,7 @@ mod token_body;
 
 use std::{
     collections::HashSet,
+    future::Future,
     sync::{
         Arc, Mutex, MutexGuard, Once,
         atomic::{AtomicUsize, Ordering},
@@ -195,6 +197,11 @@ enum Call {
 enum Step {
     /// A caller on main, left to run for `yields` turns.
     Call { key: Key, call: Call, yields: u8 },
+    /// A caller on main, waited for: the next step comes after its answer.
+    Await { key: Key, call: Call },
+    /// Steady traffic: `callers` callers of `token()` on main, one after the other, `gap`
+    /// apart, each waited for.
+    Traffic { key: Key, callers: u8, gap: Duration },
     /// `cached_token()`, checked at once.
     Peek { key: Key },
     /// An API answered 401 to a token a caller of `key` got (the `pick`-th newest):
@@ -272,17 +279,35 @@ fn answer() -> impl Strategy<Value = Answer> {
     (reply, delay).prop_map(|(reply, delay)| Answer { reply, delay })
 }
 
+/// Answers that are no usable token, at once.
+fn failure() -> impl Strategy<Value = Answer> {
+    prop_oneof![
+        Just(Reply::Unavailable),
+        Just(Reply::InvalidClient),
+        Just(Reply::NotAToken),
+        Just(Reply::Token { lifetime_secs: 0 }),
+    ]
+    .prop_map(|reply| Answer {
+        reply,
+        delay: Duration::ZERO,
+    })
+}
+
 fn script() -> impl Strategy<Value = Vec<Answer>> {
     prop_oneof![
-        prop::collection::vec(answer(), 1..4),
+        2 => prop::collection::vec(answer(), 1..4),
         // An outage: the same answer many times.
-        (answer(), 2usize..16).prop_map(|(answer, times)| vec![answer; times]),
+        1 => (answer(), 2usize..24).prop_map(|(answer, times)| vec![answer; times]),
+        1 => (failure(), 4usize..24).prop_map(|(answer, times)| vec![answer; times]),
     ]
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         8 => (key(), call(), 0u8..4).prop_map(|(key, call, yields)| Step::Call { key, call, yields }),
+        4 => (key(), call()).prop_map(|(key, call)| Step::Await { key, call }),
+        2 => (key(), 2u8..12, (0u64..1_000).prop_map(Duration::from_millis))
+            .prop_map(|(key, callers, gap)| Step::Traffic { key, callers, gap }),
         2 => key().prop_map(|key| Step::Peek { key }),
         2 => (key(), any::<u8>()).prop_map(|(key, pick)| Step::Rejected { key, pick }),
         1 => (key(), any::<u8>()).prop_map(|(key, pick)| Step::Invalidate { key, pick }),
@@ -533,26 +558,45 @@ impl Checker {
         }
     }
 
-    /// A caller on main still waiting at its deadline.
-    fn timed_out(&self, who: &str, started: StdInstant) {
-        let mut log = self.log();
-        let deadline = started + caller_deadline();
-        let jumped_past = log
-            .jumps
+    /// How much clock jumps skipped since `since`.
+    fn jumped_since(&self, since: StdInstant) -> Duration {
+        let log = self.log();
+        log.jumps
             .iter()
-            .any(|&(from, by)| from < deadline && deadline <= from + by);
-        if jumped_past {
-            log.stats.excused += 1;
-            return;
+            .filter(|&&(from, _)| from >= since)
+            .map(|&(_, by)| by)
+            .sum()
+    }
+
+    /// Awaits `call` until its deadline, pushed back by the clock jumps made meanwhile;
+    /// `None` (and a violation) when it is still waiting then.
+    async fn within_deadline<T>(&self, who: &str, call: impl Future<Output = T>) -> Option<T> {
+        let started = world_now();
+        let mut deadline = started + caller_deadline();
+        tokio::pin!(call);
+        loop {
+            match tokio::time::timeout_at(Instant::from_std(deadline), &mut call).await {
+                Ok(outcome) => return Some(outcome),
+                Err(_) => {
+                    let pushed_back = started + caller_deadline() + self.jumped_since(started);
+                    if pushed_back > deadline {
+                        self.log().stats.excused += 1;
+                        deadline = pushed_back;
+                        continue;
+                    }
+                    let mut log = self.log();
+                    let at = log.at(started);
+                    log.violate(
+                        "deadline",
+                        format!(
+                            "{who}, called at {at}, still waited after {:?} (not counting clock jumps)",
+                            caller_deadline()
+                        ),
+                    );
+                    return None;
+                }
+            }
         }
-        let at = log.at(started);
-        log.violate(
-            "deadline",
-            format!(
-                "{who}, called at {at}, still waited after {:?}",
-                caller_deadline()
-            ),
-        );
     }
 }
 
@@ -647,10 +691,8 @@ impl World {
         let task = tokio::spawn({
             let who = who.clone();
             async move {
-                let started = world_now();
-                match tokio::time::timeout(caller_deadline(), ask(&provider, &what)).await {
-                    Ok(outcome) => checker.outcome(Place::Main, key, &what, outcome),
-                    Err(_) => checker.timed_out(&who, started),
+                if let Some(outcome) = checker.within_deadline(&who, ask(&provider, &what)).await {
+                    checker.outcome(Place::Main, key, &what, outcome);
                 }
             }
         });
@@ -680,6 +722,25 @@ impl World {
                 };
                 self.spawn_caller(*key, what);
                 turns(*yields).await;
+            }),
+            Step::Await { key, call } => main.block_on(async {
+                let what = match call {
+                    Call::Token => What::Token,
+                    Call::Refresh => What::Refresh,
+                };
+                self.spawn_caller(*key, what);
+                if let Some(caller) = self.callers.pop() {
+                    self.join(caller).await;
+                }
+            }),
+            Step::Traffic { key, callers, gap } => main.block_on(async {
+                for _ in 0..*callers {
+                    self.spawn_caller(*key, What::Token);
+                    if let Some(caller) = self.callers.pop() {
+                        self.join(caller).await;
+                    }
+                    tokio::time::sleep(*gap).await;
+                }
             }),
             Step::Peek { key } => main.block_on(async {
                 if let Some(token) = self.provider(*key).cached_token() {
@@ -764,13 +825,18 @@ impl World {
 
     /// Waits for every caller on main (each is bounded by its deadline).
     async fn settle(&mut self) {
-        for (who, caller) in self.callers.drain(..) {
-            if let Err(error) = caller.await
-                && error.is_panic()
-            {
-                let mut log = self.checker.log();
-                log.violate("panic", format!("{who} panicked"));
-            }
+        for caller in std::mem::take(&mut self.callers) {
+            self.join(caller).await;
+        }
+    }
+
+    /// Waits for one caller on main; a panic in it is a violation.
+    async fn join(&self, (who, caller): (String, JoinHandle<()>)) {
+        if let Err(error) = caller.await
+            && error.is_panic()
+        {
+            let mut log = self.checker.log();
+            log.violate("panic", format!("{who} panicked"));
         }
     }
 
@@ -967,3 +1033,4 @@ fn the_provider_keeps_its_invariants_under_random_interleavings() {
         panic!("{error}");
     }
 }
+
