@@ -173,11 +173,8 @@ impl Middleware for VippsAuthMiddleware {
             crate::metrics::unauthorized(self.provider.flow_name(), "not_token");
             return Ok(response);
         }
-        let fresh = self
-            .provider
-            .token_after_rejection(&token)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        // `None` when nothing newer can be had now: the API's own 401 goes back.
+        let fresh = self.provider.token_after_rejection(&token).await;
         match (fresh, retry) {
             (Some(fresh), Some(retry)) => {
                 next.run(authenticated(retry, fresh.headers()), extensions)

@@ -64,7 +64,8 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         client,
         TokenSource::Standard(mock.standard_credentials()),
         policy,
-    );
+    )
+        .expect("a valid policy");
 
     provider.token().await.unwrap();
     let metrics = read(&snapshotter);
