@@ -639,19 +639,23 @@ mod tests {
     async fn a_token_is_not_served_past_its_wall_clock_expiry_after_a_suspend() {
         let mock = MockServer::start().await.unwrap();
         let client = mock.client_builder().build().unwrap();
-        let provider = TokenProvider::new(
-            client,
-            TokenSource::Standard(mock.standard_credentials()),
-        );
+        let provider =
+            TokenProvider::new(client, TokenSource::Standard(mock.standard_credentials()));
         let first = provider.token().await.unwrap();
         assert_eq!(first.expires_in(), Duration::from_secs(3600));
         assert!(provider.cached_token().is_some());
 
         // An hour's suspend, less 20 s: by the wall clock the token is in its last 30 s.
         test_clock::advance(Duration::from_secs(3580));
-        assert!(provider.cached_token().is_none(), "no cache hit past the wall deadline");
+        assert!(
+            provider.cached_token().is_none(),
+            "no cache hit past the wall deadline"
+        );
         let second = provider.token().await.unwrap();
-        assert!(!Arc::ptr_eq(&first, &second), "a new token, not the expired one");
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "a new token, not the expired one"
+        );
         assert_eq!(mock.request_count(), 2);
     }
 }

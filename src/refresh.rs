@@ -120,7 +120,11 @@ impl Cached {
         let expiry = Instant::from_std(token.expires_at_instant());
         let share = policy.refresh_fraction + policy.jitter_fraction * fastrand::f64();
         // A validated policy gives a finite share; NaN would make `mul_f64` panic.
-        let share = if share.is_finite() { share.clamp(0.0, 1.0) } else { 0.0 };
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let ahead = life.mul_f64(share);
         let margin = policy.expiry_margin.min(life / 10);
         let usable_until = expiry.checked_sub(margin).unwrap_or(sent);

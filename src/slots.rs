@@ -112,7 +112,10 @@ impl<K: Hash + Eq> Slots<K> {
     /// How long until the soonest expiry among the usable tokens of the slots whose key
     /// `counts`; `None` when there is none. Walks every slot: for metrics, after a fetch.
     #[cfg(feature = "metrics")]
-    pub(crate) fn soonest_expiry(&self, counts: impl Fn(&K) -> bool) -> Option<std::time::Duration> {
+    pub(crate) fn soonest_expiry(
+        &self,
+        counts: impl Fn(&K) -> bool,
+    ) -> Option<std::time::Duration> {
         let now = Instant::now();
         let map = lock(&self.map);
         map.iter()

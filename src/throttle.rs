@@ -40,7 +40,10 @@ impl<K: Hash + Eq + Clone> ForcedRefreshes<K> {
             last.retain(|_, at| within(at));
             if last.len() >= self.capacity {
                 // Every one is within its interval: the oldest goes, losing its limit.
-                let oldest = last.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone());
+                let oldest = last
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone());
                 if let Some(oldest) = oldest {
                     last.remove(&oldest);
                 }

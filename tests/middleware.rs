@@ -381,5 +381,9 @@ async fn a_bare_401_keeps_the_valid_token_while_the_token_endpoint_fails() {
         let response = call_api(&http, &server).await.expect("served");
         assert_eq!(response.status(), 200, "the valid token is still used");
     }
-    assert_eq!(issued.load(Ordering::SeqCst), 2, "the first token, one forced refresh");
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "the first token, one forced refresh"
+    );
 }

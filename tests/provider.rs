@@ -174,7 +174,8 @@ async fn a_thousand_concurrent_callers_at_a_cold_start_make_one_request() {
 async fn refreshes_ahead_while_callers_keep_the_valid_token() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy()).expect("a valid policy");
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
 
     let first = provider.token().await.expect("first token");
     assert_eq!(secret(&first), "token-1-msn-123456");
@@ -215,7 +216,8 @@ async fn never_hands_out_a_token_in_its_last_seconds() {
         jitter_fraction: 0.0,
         ..RefreshPolicy::default()
     };
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy).expect("a valid policy");
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy)
+        .expect("a valid policy");
     let first = provider.token().await.unwrap();
 
     tokio::time::advance(Duration::from_secs(3569)).await;
@@ -234,7 +236,8 @@ async fn never_hands_out_a_token_in_its_last_seconds() {
 async fn a_failed_refresh_keeps_the_old_token_until_it_expires() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy()).expect("a valid policy");
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
     let first = provider.token().await.unwrap();
 
     issuer.fail_next(usize::MAX);
@@ -275,7 +278,10 @@ async fn errors_are_shared_only_for_a_short_wait() {
     assert_eq!(provider.token().await.unwrap_err().status(), Some(500));
     assert_eq!(upstream_requests(&server).await, 1);
     tokio::time::advance(Duration::from_millis(1200)).await;
-    let token = provider.token().await.expect("the next call after the wait tries again");
+    let token = provider
+        .token()
+        .await
+        .expect("the next call after the wait tries again");
     assert_eq!(secret(&token), "token-1-msn-123456");
     assert_eq!(upstream_requests(&server).await, 2);
     assert!(
@@ -383,7 +389,8 @@ async fn partner_tokens_refresh_ahead_of_their_fifteen_minutes() {
 async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy()).expect("a valid policy");
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
     let interval = exact_policy().forced_refresh_interval;
     assert_eq!(interval, Duration::from_secs(5), "the documented default");
 
@@ -396,12 +403,7 @@ async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
     assert_eq!(upstream_requests(&server).await, 2);
 
     // Refused again within the interval: the 401 goes back, nothing is fetched.
-    assert!(
-        provider
-            .token_after_rejection(&second)
-            .await
-            .is_none()
-    );
+    assert!(provider.token_after_rejection(&second).await.is_none());
     // A call that still held the first token retries with the second.
     let newer = provider.token_after_rejection(&first).await;
     assert_eq!(newer.as_deref().map(secret), Some("token-2-msn-123456"));
@@ -428,7 +430,8 @@ async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
 async fn a_failed_forced_refresh_keeps_serving_the_rejected_token() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy()).expect("a valid policy");
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
     let first = provider.token().await.unwrap();
 
     issuer.fail_next(usize::MAX);
@@ -460,10 +463,7 @@ async fn invalidate_serves_the_old_token_until_its_replacement_exists() {
 
     issuer.fail_next(1);
     provider.invalidate();
-    assert!(
-        provider.refresh().await.is_err(),
-        "the replacement failed"
-    );
+    assert!(provider.refresh().await.is_err(), "the replacement failed");
     assert!(
         Arc::ptr_eq(&provider.token().await.unwrap(), &first),
         "a failed replacement puts the suspect token back"
@@ -490,7 +490,10 @@ async fn forced_refreshes_are_limited_per_keys_not_per_merchant() {
             forced += 1;
         }
     }
-    assert_eq!(forced, 1, "one forced refresh in the interval for all merchants");
+    assert_eq!(
+        forced, 1,
+        "one forced refresh in the interval for all merchants"
+    );
     assert_eq!(upstream_requests(&server).await, 50 + 1);
 }
 
@@ -518,7 +521,11 @@ async fn failures_without_a_token_are_backed_off() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(upstream_requests(&server).await, 1, "400 calls, one request");
+    assert_eq!(
+        upstream_requests(&server).await,
+        1,
+        "400 calls, one request"
+    );
 
     // 1 s (±20 %) after the first failure, one caller tries again; then 2 s (±20 %).
     tokio::time::advance(Duration::from_millis(1200)).await;
@@ -534,7 +541,10 @@ async fn failures_without_a_token_are_backed_off() {
 
     // An explicit refresh is not held back, and a success resets the interval.
     issuer.fail_next(0);
-    let token = provider.refresh().await.expect("an explicit refresh asks now");
+    let token = provider
+        .refresh()
+        .await
+        .expect("an explicit refresh asks now");
     assert_eq!(secret(&token), "token-1-msn-123456");
     assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &token));
     assert_eq!(upstream_requests(&server).await, 4);
@@ -549,7 +559,8 @@ async fn an_endless_forced_refresh_interval_does_not_panic() {
         forced_refresh_interval: Duration::MAX,
         ..exact_policy()
     };
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy).expect("a valid policy");
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy)
+        .expect("a valid policy");
     let first = provider.token().await.unwrap();
     let second = provider
         .token_after_rejection(&first)

@@ -65,7 +65,7 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         TokenSource::Standard(mock.standard_credentials()),
         policy,
     )
-        .expect("a valid policy");
+    .expect("a valid policy");
 
     provider.token().await.unwrap();
     let metrics = read(&snapshotter);
@@ -130,7 +130,10 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
     // the soonest expiry among the flow's cached tokens, not the last one fetched.
     mock.clear_faults();
     let other_merchant = provider.with_merchant_serial_number("654321").unwrap();
-    other_merchant.token().await.expect("a token for the other merchant");
+    other_merchant
+        .token()
+        .await
+        .expect("a token for the other merchant");
     let metrics = read(&snapshotter);
     let Some(DebugValue::Gauge(expires_in)) = find(
         &metrics,
