@@ -85,7 +85,6 @@ mod disabled {
     use crate::error::Error;
 
     pub(crate) fn fetch_finished<T>(_: &'static str, _: &Result<T, Error>, _: Duration) {}
-    pub(crate) fn expires_in(_: &'static str, _: Duration) {}
     pub(crate) fn refresh_failed(_: &'static str) {}
     pub(crate) fn slots_in_use(_: usize) {}
     pub(crate) fn slots_evicted(_: usize) {}

@@ -332,9 +332,9 @@ impl TokenProvider {
     }
 
     /// Marks the cached token suspect, for when an API answered 401 to a request that used
-    /// it: a refresh starts now, and callers keep getting the token until its replacement
-    /// is cached, or, if the refresh fails, until it expires. To wait for the replacement,
-    /// call [`Self::refresh`] next.
+    /// it: the next call for a token starts a refresh, and callers keep getting the token
+    /// until its replacement is cached, or, if the refresh fails, until it expires. To wait
+    /// for the replacement, call [`Self::refresh`].
     pub fn invalidate(&self) {
         if let Some(cached) = self.slot.cached.load_full() {
             self.suspect(&cached);
@@ -356,15 +356,12 @@ impl TokenProvider {
         }
     }
 
-    /// Makes `cached` due for a refresh now (if it is still cached) and starts one. Hits go
-    /// to the slow path, which serves it until the refresh ends; a failed refresh puts it
-    /// back for [`RefreshPolicy::retry_interval`], as after any failed refresh.
+    /// Makes `cached` due for a refresh now, if it is still cached: hits go to the slow
+    /// path, which serves it and starts the refresh; a failed refresh puts it back for
+    /// [`RefreshPolicy::retry_interval`], as after any failed refresh.
     fn suspect(&self, cached: &Arc<Cached>) {
         let due = Arc::new(cached.refresh_again_after(Duration::ZERO));
-        let previous = self.slot.cached.compare_and_swap(cached, Some(due.clone()));
-        if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, cached)) {
-            self.refresh_in_background(&due);
-        }
+        self.slot.cached.compare_and_swap(cached, Some(due));
     }
 
     /// What to retry with after an API refused `rejected` with a 401 that may be about the
@@ -408,7 +405,7 @@ impl TokenProvider {
             self.cache.policy.forced_refresh_interval,
             || {
                 self.invalidate_token(rejected);
-                // `rejected` may no longer be cached (expired): fetch all the same.
+                // Now, whether or not `rejected` is still cached (it may have expired).
                 self.slot
                     .flight
                     .start(|| newer().is_none(), || self.fetch());

@@ -163,7 +163,8 @@ impl Cached {
         now >= self.refresh_at
     }
 
-    /// How long until the token expires, by the earlier of both clocks.
+    /// How long until the token expires, by the earlier of both clocks (for the gauge).
+    #[cfg(feature = "metrics")]
     pub(crate) fn expires_in(&self, now: Instant) -> Duration {
         let monotonic =
             Instant::from_std(self.token.expires_at_instant()).saturating_duration_since(now);

@@ -463,7 +463,14 @@ async fn invalidate_serves_the_old_token_until_its_replacement_exists() {
 
     issuer.fail_next(1);
     provider.invalidate();
-    assert!(provider.refresh().await.is_err(), "the replacement failed");
+    assert!(
+        Arc::ptr_eq(&provider.token().await.unwrap(), &first),
+        "served at once, while its replacement is fetched"
+    );
+    assert!(
+        provider.refresh().await.is_err(),
+        "the replacement (joined, not another request) failed"
+    );
     assert!(
         Arc::ptr_eq(&provider.token().await.unwrap(), &first),
         "a failed replacement puts the suspect token back"
