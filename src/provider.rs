@@ -240,8 +240,10 @@ impl TokenProvider {
 
     /// A valid token. Served from the cache when it holds one (refreshing it in the
     /// background when it nears expiry); otherwise fetched, once, for every caller that
-    /// asks meanwhile. A failed fetch is handed to the callers that waited for it and is
-    /// not cached: the next call tries again.
+    /// asks meanwhile. A failed fetch is handed to the callers that waited for it; while no
+    /// usable token is left, callers then share that error for a short wait that grows with
+    /// every failure in a row ([`RefreshPolicy::failure_backoff`]) instead of asking the
+    /// token endpoint on every call, and the first call after it tries again.
     ///
     /// A hit is answered when `token()` is called, without an allocation; the future it
     /// returns only hands the token over. Only the slow path is boxed.
