@@ -41,6 +41,7 @@ mod standard;
 #[cfg(feature = "store")]
 pub mod store;
 mod sync;
+mod throttle;
 mod time;
 mod tls;
 mod token;

@@ -381,6 +381,7 @@ async fn expired_files_and_tokens_within_the_margin_are_never_served() {
         TokenSource::Standard(mock.standard_credentials()),
     )
     .refresh_policy(strict)
+    .expect("a valid policy")
     .store(Arc::new(store))
     .build();
     let _ = provider.token().await;

@@ -149,6 +149,7 @@ fn build_providers(base_url: &str) -> [TokenProvider; 2] {
     ));
     let a = TokenProvider::builder(client, source)
         .refresh_policy(refresh_policy())
+        .expect("a valid policy")
         .build();
     let b = a
         .with_merchant_serial_number(Key::B.msn())
@@ -440,7 +441,7 @@ async fn ask(provider: &TokenProvider, what: &What) -> Result<Option<Arc<AccessT
     match what {
         What::Token => provider.token().await.map(Some),
         What::Refresh => provider.refresh().await.map(Some),
-        What::AfterRejection(rejected) => provider.token_after_rejection(rejected).await,
+        What::AfterRejection(rejected) => Ok(provider.token_after_rejection(rejected).await),
     }
 }
 
