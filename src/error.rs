@@ -40,6 +40,45 @@ pub enum Error {
     /// The API answered 200 with a body that is not a token response.
     #[error(transparent)]
     InvalidResponse(Box<InvalidResponseError>),
+    /// Another process sharing the token store failed to fetch this token moments ago;
+    /// its failure is returned instead of asking again (feature `store`).
+    #[error(transparent)]
+    Shared(Box<SharedError>),
+}
+
+/// What another process's failed fetch was, as its failure marker in the token store
+/// tells it: [`Error::Shared`]. Holds no secret and no body excerpt of its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "another process sharing the token store failed to fetch this token moments ago: \
+     {message}. Not asked again until its failure marker expires (seconds), so that the \
+     fleet does not multiply the requests"
+)]
+#[non_exhaustive]
+pub struct SharedError {
+    /// What kind of failure it was.
+    pub kind: FailureKind,
+    /// The HTTP status the API answered that process with, if it answered.
+    pub status: Option<u16>,
+    /// That process's error message (already redacted).
+    pub message: String,
+}
+
+/// The kind of a failure shared through the token store: what a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The API rejected the credentials: fix them; retrying will not help.
+    CredentialsRejected,
+    /// The API or the network was unavailable (429, 5xx, no connection, a timeout): retry
+    /// later.
+    Unavailable,
+    /// The API refused the request for another reason (another 4xx).
+    Refused,
+    /// The API's answer was not a token response.
+    InvalidResponse,
+    /// Unknown: another failure, or a marker from another version of this library.
+    Unknown,
 }
 
 /// A value rejected before anything was sent: [`Error::InvalidInput`].
@@ -95,6 +134,14 @@ impl Error {
         Self::Transport(Arc::new(error))
     }
 
+    pub(crate) fn shared(kind: FailureKind, status: Option<u16>, message: String) -> Self {
+        Self::Shared(Box::new(SharedError {
+            kind,
+            status,
+            message,
+        }))
+    }
+
     /// The HTTP status the API answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -102,6 +149,7 @@ impl Error {
             Self::InvalidResponse(invalid) => Some(invalid.status),
             Self::ResponseTooLarge { status, .. } => Some(*status),
             Self::Transport(error) => error.status().map(|s| s.as_u16()),
+            Self::Shared(shared) => shared.status,
             Self::InvalidInput(_) | Self::Interrupted => None,
         }
     }
@@ -112,6 +160,7 @@ impl Error {
         match self {
             Self::Transport(error) => error.is_connect() || error.is_timeout(),
             Self::Api(api) => matches!(api.status, 429 | 500 | 502 | 503 | 504),
+            Self::Shared(shared) => shared.kind == FailureKind::Unavailable,
             _ => false,
         }
     }
@@ -130,6 +179,7 @@ impl Error {
                 ),
                 _ => false,
             },
+            Self::Shared(shared) => shared.kind == FailureKind::CredentialsRejected,
             _ => false,
         }
     }

@@ -41,6 +41,7 @@ mod standard;
 #[cfg(feature = "store")]
 pub mod store;
 mod sync;
+mod throttle;
 mod time;
 mod tls;
 mod token;
@@ -53,7 +54,9 @@ pub use credentials::{
     ClientId, ClientSecret, PartnerCredentials, StandardCredentials, SubscriptionKey, TokenSecret,
 };
 pub use environment::Environment;
-pub use error::{ApiError, Error, InvalidInputError, InvalidResponseError};
+pub use error::{
+    ApiError, Error, FailureKind, InvalidInputError, InvalidResponseError, SharedError,
+};
 pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
 pub use flow::Flow;
 pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};

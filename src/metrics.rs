@@ -5,11 +5,11 @@
 //! | --- | --- | --- | --- |
 //! | `vipps_access_token_fetches_total` | counter | `flow`, `outcome` | token requests the provider made (retries inside one fetch count once) |
 //! | `vipps_access_token_fetch_duration_seconds` | histogram | `flow`, `outcome` | how long each took, retries included |
-//! | `vipps_access_token_expires_in_seconds` | gauge | `flow` | seconds until the cached token expires, set when a token is cached and when a refresh fails |
+//! | `vipps_access_token_expires_in_seconds` | gauge | `flow` | seconds until the soonest expiry among the flow's cached, usable tokens (every merchant and key of the flow: the one to act on first), set after every fetch, whether it succeeded or failed |
 //! | `vipps_access_token_refresh_failures_total` | counter | `flow` | refreshes that failed while a valid token was still served: act before it expires |
 //! | `vipps_access_token_slots` | gauge | | keys the provider holds a slot for |
 //! | `vipps_access_token_slot_evictions_total` | counter | | slots evicted to stay within the bound |
-//! | `vipps_access_token_unauthorized_total` | counter | `flow`, `outcome` | API calls answered 401, by what was done: `not_token` (the 401 is about something else, such as the subscription key: returned as is), `refreshed` (a refresh was forced and the call retried), `newer_token` (retried with a token another call's refresh produced), `rate_limited` (a refresh was forced less than `forced_refresh_interval` ago: returned as is) |
+//! | `vipps_access_token_unauthorized_total` | counter | `flow`, `outcome` | API calls answered 401, by what was done: `not_token` (the 401 is about something else, such as the subscription key: returned as is), `refreshed` (a refresh was forced and the call retried), `newer_token` (retried with a token another call's refresh produced), `rate_limited` (a refresh was forced for the same keys and endpoint, any merchant, less than `forced_refresh_interval` ago: returned as is); a forced refresh that fails is counted `refreshed` and the 401 returned as is |
 //!
 //! `flow` is `standard`, `partner` or `legacy`; `outcome` is `success` or the error's kind
 //! (`api`, `transport`, `invalid_response`, `response_too_large`, `interrupted`,
@@ -34,7 +34,7 @@ pub(crate) fn fetch_finished<T>(flow: &'static str, outcome: &Result<T, Error>, 
         .record(elapsed.as_secs_f64());
 }
 
-/// The cached token of `flow` now expires in `left`.
+/// The soonest-expiring cached token of `flow` now expires in `left`.
 #[cfg(feature = "metrics")]
 pub(crate) fn expires_in(flow: &'static str, left: Duration) {
     metrics::gauge!("vipps_access_token_expires_in_seconds", "flow" => flow)
@@ -75,6 +75,7 @@ fn error_kind(error: &Error) -> &'static str {
         Error::Interrupted => "interrupted",
         Error::ResponseTooLarge { .. } => "response_too_large",
         Error::InvalidResponse(_) => "invalid_response",
+        Error::Shared(_) => "shared",
     }
 }
 
@@ -85,7 +86,6 @@ mod disabled {
     use crate::error::Error;
 
     pub(crate) fn fetch_finished<T>(_: &'static str, _: &Result<T, Error>, _: Duration) {}
-    pub(crate) fn expires_in(_: &'static str, _: Duration) {}
     pub(crate) fn refresh_failed(_: &'static str) {}
     pub(crate) fn slots_in_use(_: usize) {}
     pub(crate) fn slots_evicted(_: usize) {}

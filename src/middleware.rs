@@ -39,7 +39,10 @@ use crate::{
 /// when it may be about the token: see [`TokenProvider::token_after_rejection`]. A 401 from
 /// the API gateway about the subscription key, or with a `WWW-Authenticate` challenge
 /// other than `invalid_token`, is returned as is, and no token is fetched; forced
-/// refreshes are at most one per key per [`crate::RefreshPolicy::forced_refresh_interval`].
+/// refreshes are at most one per keys and endpoint (whatever the merchant) per
+/// [`crate::RefreshPolicy::forced_refresh_interval`]. When no newer token can be had (the
+/// interval runs, or the forced refresh failed), the API's own 401 is returned; the token it
+/// refused stays in use for other calls until its replacement exists.
 ///
 /// ```no_run
 /// use vipps_access_token::{Client, Environment, StandardCredentials, TokenProvider, TokenSource, VippsAuthMiddleware};
@@ -173,11 +176,8 @@ impl Middleware for VippsAuthMiddleware {
             crate::metrics::unauthorized(self.provider.flow_name(), "not_token");
             return Ok(response);
         }
-        let fresh = self
-            .provider
-            .token_after_rejection(&token)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        // `None` when nothing newer can be had now: the API's own 401 goes back.
+        let fresh = self.provider.token_after_rejection(&token).await;
         match (fresh, retry) {
             (Some(fresh), Some(retry)) => {
                 next.run(authenticated(retry, fresh.headers()), extensions)

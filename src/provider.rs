@@ -2,14 +2,19 @@
 //! time (single flight), refreshed ahead of expiry in the background, never expired.
 //!
 //! Expiry is counted on tokio's clock from the moment the request was sent, so tests can
-//! drive it with paused time, and latency or a wrong wall clock can only shorten a token's
-//! life here, never lengthen it. A cache hit takes no lock and reads only a coarse clock (see
-//! `freshness.rs`); every other decision is made on the slow path, on tokio's clock.
+//! drive it with paused time, and latency can only shorten a token's life here, never
+//! lengthen it; the wall clock is checked too, because tokio's stops while the machine
+//! sleeps. A cache hit takes no lock and reads only coarse clocks (see `freshness.rs`);
+//! every other decision is made on the slow path, on tokio's clock.
+//!
+//! A token an API refused (401) is suspect, not gone: it is served until its replacement
+//! exists, and again if the replacement fails, so one stray 401 cannot take a valid token
+//! away from every other caller while the token endpoint is down.
 
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Weak},
     task::{Context, Poll},
     time::Duration,
 };
@@ -28,6 +33,7 @@ use crate::{
     slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots},
     source::TokenSource,
     sync::lock,
+    throttle::ForcedRefreshes,
     token::AccessToken,
 };
 
@@ -55,6 +61,7 @@ use crate::{
 pub struct TokenProvider {
     client: Client,
     source: TokenSource,
+    key: Arc<CacheKey>,
     slot: Arc<Slot>,
     cache: Arc<Cache>,
 }
@@ -81,10 +88,13 @@ pub struct TokenProviderBuilder {
 }
 
 impl TokenProviderBuilder {
-    /// When to refresh ahead of expiry ([`RefreshPolicy::default`]).
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+    /// When to refresh ahead of expiry and how often to try again after failures
+    /// ([`RefreshPolicy::default`]). `Err` (naming the field and its range) for a policy
+    /// [`RefreshPolicy::validate`] refuses: checked here, so that `build` cannot fail.
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Result<Self, Error> {
+        policy.validate()?;
         self.policy = policy;
-        self
+        Ok(self)
     }
 
     /// How many keys (merchant serial numbers, scopes, key sets) the provider and the
@@ -109,6 +119,7 @@ impl TokenProviderBuilder {
         let cache = Arc::new(Cache {
             policy: self.policy,
             slots: Slots::new(self.max_slots),
+            forced_refreshes: ForcedRefreshes::new(self.max_slots),
             #[cfg(feature = "store")]
             store: self.store,
         });
@@ -125,10 +136,23 @@ struct CacheKey {
     merchant_serial_number: Option<MerchantSerialNumber>,
 }
 
+impl CacheKey {
+    /// The key of the keys and endpoint, whatever the merchant: what forced refreshes are
+    /// limited by.
+    fn without_merchant(&self) -> Self {
+        Self {
+            merchant_serial_number: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// What a provider and the providers derived from it share.
 struct Cache {
     policy: RefreshPolicy,
     slots: Slots<CacheKey>,
+    /// When a 401 last forced a refresh, per keys and endpoint.
+    forced_refreshes: ForcedRefreshes<CacheKey>,
     /// Where the fleet shares its tokens, if anywhere.
     #[cfg(feature = "store")]
     store: Option<Arc<dyn crate::store::TokenStore>>,
@@ -140,9 +164,16 @@ impl TokenProvider {
         Self::builder(client, source).build()
     }
 
-    /// Like [`Self::new`], with another refresh policy.
-    pub fn with_policy(client: Client, source: TokenSource, policy: RefreshPolicy) -> Self {
-        Self::builder(client, source).refresh_policy(policy).build()
+    /// Like [`Self::new`], with another refresh policy; `Err` (naming the field and its
+    /// range) for a policy [`RefreshPolicy::validate`] refuses.
+    pub fn with_policy(
+        client: Client,
+        source: TokenSource,
+        policy: RefreshPolicy,
+    ) -> Result<Self, Error> {
+        Ok(Self::builder(client, source)
+            .refresh_policy(policy)?
+            .build())
     }
 
     /// Starts configuring a provider for `source`, sending its requests through `client`.
@@ -164,10 +195,11 @@ impl TokenProvider {
             partner_token_path: client.partner_token_path.clone(),
             merchant_serial_number: client.caller.merchant_serial_number.clone(),
         };
-        let slot = cache.slots.get_or_insert(key);
+        let slot = cache.slots.get_or_insert(key.clone());
         Self {
             client,
             source,
+            key: Arc::new(key),
             slot,
             cache,
         }
@@ -208,8 +240,10 @@ impl TokenProvider {
 
     /// A valid token. Served from the cache when it holds one (refreshing it in the
     /// background when it nears expiry); otherwise fetched, once, for every caller that
-    /// asks meanwhile. A failed fetch is handed to the callers that waited for it and is
-    /// not cached: the next call tries again.
+    /// asks meanwhile. A failed fetch is handed to the callers that waited for it; while no
+    /// usable token is left, callers then share that error for a short wait that grows with
+    /// every failure in a row ([`RefreshPolicy::failure_backoff`]) instead of asking the
+    /// token endpoint on every call, and the first call after it tries again.
     ///
     /// A hit is answered when `token()` is called, without an allocation; the future it
     /// returns only hands the token over. Only the slow path is boxed.
@@ -245,29 +279,42 @@ impl TokenProvider {
     async fn token_slowly(&self) -> Result<Arc<AccessToken>, Error> {
         self.slot.mark_used();
         let now = Instant::now();
-        if let Some(cached) = self.slot.cached.load_full() {
-            if now < cached.refresh_at {
+        if let Some(cached) = self.slot.cached.load_full()
+            && cached.is_usable(now)
+        {
+            if !cached.is_due(now) {
                 // Within the coarse clock's lag of the refresh time.
                 return Ok(cached.token.clone());
             }
-            if now < cached.usable_until {
-                tracing::debug!("vipps access token nears expiry: refreshing in the background");
-                // Unless a refresh ended since this caller looked: a new token, or a failure
-                // that set the next attempt's time.
-                let still_needed = || {
-                    let current = self.slot.cached.load();
-                    current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cached))
-                };
-                self.slot.flight.start(still_needed, || self.fetch());
-                return Ok(cached.token.clone());
-            }
+            tracing::debug!("vipps access token due for a refresh: refreshing in the background");
+            self.refresh_in_background(&cached);
+            return Ok(cached.token.clone());
+        }
+        if let Some(error) = self.slot.backoff.current()
+            && !self.slot.flight.is_running()
+        {
+            tracing::debug!("vipps access token fetch failed moments ago: sharing its error");
+            return Err(error);
         }
         tracing::debug!("vipps access token cache miss");
         self.join_fetch(|| self.fresh_token()).await
     }
 
+    /// Starts a refresh of `cached` unless one is running, or a refresh ended since the
+    /// caller looked (a new token, or a failure that set the next attempt's time).
+    fn refresh_in_background(&self, cached: &Arc<Cached>) {
+        let still_needed = || {
+            let current = self.slot.cached.load();
+            current.as_ref().is_some_and(|c| Arc::ptr_eq(c, cached))
+        };
+        self.slot.flight.start(still_needed, || self.fetch());
+    }
+
     /// Fetches a fresh token now, or joins the fetch already running, and caches it. On
     /// failure the cached token, if any, stays. Useful to fail fast on bad keys at start-up.
+    ///
+    /// Not held back by the wait after failures ([`RefreshPolicy::failure_backoff`]): an
+    /// explicit refresh always asks.
     pub async fn refresh(&self) -> Result<Arc<AccessToken>, Error> {
         self.join_fetch(|| None).await
     }
@@ -286,23 +333,37 @@ impl TokenProvider {
         }
     }
 
-    /// Forgets the cached token, for when an API answered 401 to a request that used it.
+    /// Marks the cached token suspect, for when an API answered 401 to a request that used
+    /// it: the next call for a token starts a refresh, and callers keep getting the token
+    /// until its replacement is cached, or, if the refresh fails, until it expires. To wait
+    /// for the replacement, call [`Self::refresh`].
     pub fn invalidate(&self) {
-        self.slot.cached.store(None);
+        if let Some(cached) = self.slot.cached.load_full() {
+            self.suspect(&cached);
+        }
     }
 
-    /// Forgets the cached token only if it is still `token`: many requests that fail with
-    /// the same old token then cause one refresh, not one each.
+    /// Like [`Self::invalidate`], only if the cached token is still `token`: many requests
+    /// that fail with the same old token then cause one refresh, not one each. With a
+    /// token store (feature `store`), `token`'s record is deleted, so that no process is
+    /// handed it again.
     pub fn invalidate_token(&self, token: &Arc<AccessToken>) {
-        let current = self.slot.cached.load_full();
-        if current
-            .as_ref()
-            .is_some_and(|cached| Arc::ptr_eq(&cached.token, token))
-        {
-            self.slot.cached.compare_and_swap(&current, None);
+        let Some(cached) = self.slot.cached.load_full() else {
+            return;
+        };
+        if Arc::ptr_eq(&cached.token, token) {
+            self.suspect(&cached);
             #[cfg(feature = "store")]
             self.forget_in_store(token);
         }
+    }
+
+    /// Makes `cached` due for a refresh now, if it is still cached: hits go to the slow
+    /// path, which serves it and starts the refresh; a failed refresh puts it back for
+    /// [`RefreshPolicy::retry_interval`], as after any failed refresh.
+    fn suspect(&self, cached: &Arc<Cached>) {
+        let due = Arc::new(cached.refresh_again_after(Duration::ZERO));
+        self.slot.cached.compare_and_swap(cached, Some(due));
     }
 
     /// What to retry with after an API refused `rejected` with a 401 that may be about the
@@ -310,24 +371,27 @@ impl TokenProvider {
     /// returned as is: another token cannot fix it).
     ///
     /// - `Some(token)` newer than `rejected`: another call's refresh produced it already,
-    ///   or this call forced one (`rejected` is forgotten, here and in the fleet's store).
-    /// - `None`: a refresh was forced less than
-    ///   [`RefreshPolicy::forced_refresh_interval`] ago and nothing newer came of it: hand
-    ///   the 401 back. An API that refuses every token then costs one token request per
-    ///   interval, not one per call.
+    ///   or this call forced one. `rejected` is only suspect meanwhile: other callers keep
+    ///   getting it until its replacement exists (the fleet's store forgets it at once).
+    /// - `None`: hand the API's 401 back. Either a refresh was forced less than
+    ///   [`RefreshPolicy::forced_refresh_interval`] ago for these keys and endpoint (any
+    ///   merchant) and nothing newer came of it, so an API that refuses every token costs
+    ///   one token request per interval, not one per call; or the forced refresh failed
+    ///   (see [`Self::last_refresh_error`]), and `rejected`, unexpired, is served again:
+    ///   the token endpoint's failure is not the refused call's.
     ///
     /// Many calls refused with the same token cause one refresh.
     /// `VippsAuthMiddleware` (feature `middleware`) calls it on every 401 it may retry.
     pub async fn token_after_rejection(
         &self,
         rejected: &Arc<AccessToken>,
-    ) -> Result<Option<Arc<AccessToken>>, Error> {
+    ) -> Option<Arc<AccessToken>> {
         let flow = self.source.flow_name();
         let newer = || {
             let cached = self.slot.cached.load();
             cached
                 .as_ref()
-                .filter(|c| !Arc::ptr_eq(&c.token, rejected) && Instant::now() < c.usable_until)
+                .filter(|c| !Arc::ptr_eq(&c.token, rejected) && c.is_usable(Instant::now()))
                 .map(|c| c.token.clone())
         };
         if let Some(token) = newer() {
@@ -336,23 +400,19 @@ impl TokenProvider {
                 "retrying a 401 with a newer vipps access token"
             );
             metrics::unauthorized(flow, "newer_token");
-            return Ok(Some(token));
+            return Some(token);
         }
-        // Decided and started under one lock, so that a caller that finds the interval
-        // running also finds the refresh it started.
-        let forced = {
-            let mut last = lock(&self.slot.forced_refresh_at);
-            let now = Instant::now();
-            let due = last.is_none_or(|at| now >= at + self.cache.policy.forced_refresh_interval);
-            if due {
-                *last = Some(now);
+        let forced = self.cache.forced_refreshes.try_force(
+            self.key.without_merchant(),
+            self.cache.policy.forced_refresh_interval,
+            || {
                 self.invalidate_token(rejected);
+                // Now, whether or not `rejected` is still cached (it may have expired).
                 self.slot
                     .flight
                     .start(|| newer().is_none(), || self.fetch());
-            }
-            due
-        };
+            },
+        );
         if forced {
             tracing::info!(
                 outcome = "refreshed",
@@ -360,13 +420,23 @@ impl TokenProvider {
             );
             metrics::unauthorized(flow, "refreshed");
         } else if !self.slot.flight.is_running() {
+            // A refresh that ended since `newer` looked cached its token before it cleared
+            // the flight: look again.
+            if let Some(token) = newer() {
+                tracing::debug!(
+                    outcome = "newer_token",
+                    "retrying a 401 with a newer vipps access token"
+                );
+                metrics::unauthorized(flow, "newer_token");
+                return Some(token);
+            }
             tracing::warn!(
                 outcome = "rate_limited",
                 interval_secs = self.cache.policy.forced_refresh_interval.as_secs_f64(),
                 "an API answered 401 to a vipps access token refreshed moments ago: returning the 401 (check the API's product and keys)"
             );
             metrics::unauthorized(flow, "rate_limited");
-            return Ok(None);
+            return None;
         } else {
             tracing::debug!(
                 outcome = "newer_token",
@@ -374,7 +444,20 @@ impl TokenProvider {
             );
             metrics::unauthorized(flow, "newer_token");
         }
-        self.join_fetch(newer).await.map(Some)
+        // No fetch in flight means the one this call forced or found has ended: with a
+        // newer token, or failed, and then `rejected` is what is left to serve.
+        let ended = || Some(newer().unwrap_or_else(|| rejected.clone()));
+        match self.join_fetch(ended).await {
+            Ok(token) if !Arc::ptr_eq(&token, rejected) => Some(token),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "the refresh a 401 forced failed: returning the 401, still serving the unexpired token"
+                );
+                None
+            }
+        }
     }
 
     /// Removes `token`, refused with 401, from the fleet's store too, so that no process
@@ -399,6 +482,7 @@ impl TokenProvider {
         let client = self.client.clone();
         let source = self.source.clone();
         let slot = Arc::downgrade(&self.slot);
+        let cache = Arc::downgrade(&self.cache);
         let policy = self.cache.policy;
         #[cfg(feature = "store")]
         let store = self.cache.store.clone().map(|store| {
@@ -446,6 +530,7 @@ impl TokenProvider {
             if let Some(slot) = slot.upgrade() {
                 keep(&slot, &outcome, policy, source.flow_name());
             }
+            report_expiry(&cache, &source);
             outcome
         }
         .instrument(span)
@@ -502,7 +587,7 @@ fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'stat
                 _ => Some(fresh.clone()),
             });
             *lock(&slot.last_error) = None;
-            metrics::expires_in(flow, token.expires_in());
+            slot.backoff.succeeded();
         }
         Err(error) => {
             *lock(&slot.last_error) = Some(error.clone());
@@ -510,17 +595,66 @@ fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'stat
             slot.cached.rcu(|current| {
                 let cached = current.as_ref()?;
                 // Keep serving the old token; try again a little later, not on every call.
-                (now < cached.usable_until)
-                    .then(|| Arc::new(cached.refresh_again_at(now + policy.retry_interval)))
+                cached
+                    .is_usable(now)
+                    .then(|| Arc::new(cached.refresh_again_after(policy.retry_interval)))
             });
-            if let Some(cached) = slot.cached.load().as_ref() {
+            if slot.holds_usable_token(now) {
                 metrics::refresh_failed(flow);
-                metrics::expires_in(flow, expiry_left(&cached.token));
+            } else {
+                slot.backoff.failed(error, &policy);
             }
         }
     }
 }
 
-fn expiry_left(token: &AccessToken) -> Duration {
-    Instant::from_std(token.expires_at_instant()).saturating_duration_since(Instant::now())
+/// Sets the flow's expiry gauge to the soonest expiry among its cached tokens, whatever
+/// their merchant or keys: the one that needs attention first.
+#[cfg(feature = "metrics")]
+fn report_expiry(cache: &Weak<Cache>, source: &TokenSource) {
+    let Some(cache) = cache.upgrade() else {
+        return;
+    };
+    let flow = source.flow_name();
+    let soonest = cache
+        .slots
+        .soonest_expiry(|key| key.source.flow_name() == flow);
+    if let Some(left) = soonest {
+        metrics::expires_in(flow, left);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+fn report_expiry(_: &Weak<Cache>, _: &TokenSource) {}
+
+#[cfg(all(test, feature = "mock"))]
+mod tests {
+    use super::*;
+    use crate::{mock::MockServer, time::test_clock};
+
+    /// The monotonic clocks stop while the machine sleeps; the wall clock does not. A token
+    /// whose wall-clock expiry passed during a suspend is not served, hit or slow path.
+    #[tokio::test]
+    async fn a_token_is_not_served_past_its_wall_clock_expiry_after_a_suspend() {
+        let mock = MockServer::start().await.unwrap();
+        let client = mock.client_builder().build().unwrap();
+        let provider =
+            TokenProvider::new(client, TokenSource::Standard(mock.standard_credentials()));
+        let first = provider.token().await.unwrap();
+        assert_eq!(first.expires_in(), Duration::from_secs(3600));
+        assert!(provider.cached_token().is_some());
+
+        // An hour's suspend, less 20 s: by the wall clock the token is in its last 30 s.
+        test_clock::advance(Duration::from_secs(3580));
+        assert!(
+            provider.cached_token().is_none(),
+            "no cache hit past the wall deadline"
+        );
+        let second = provider.token().await.unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "a new token, not the expired one"
+        );
+        assert_eq!(mock.request_count(), 2);
+    }
 }

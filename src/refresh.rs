@@ -5,30 +5,42 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{freshness::Freshness, token::AccessToken};
+use crate::{error::Error, freshness::Freshness, time::coarse_wall_clock, token::AccessToken};
 
-/// When to refresh a token ahead of its expiry.
+/// When to refresh a token ahead of its expiry, and how often to try again after failures.
 ///
 /// A token is refreshed in the background once `refresh_fraction` plus a random part of
 /// `jitter_fraction` of its life is left (by default between 20 % and 30 %: 3 to 4.5
 /// minutes of a 15-minute token, 4.8 to 7.2 hours of a 24-hour one), so a fleet of
 /// services does not refresh in lockstep. It is never handed out in its last
 /// `expiry_margin` (at most a tenth of its life), so it cannot expire in transit.
+///
+/// A provider checks its policy when it is given one
+/// ([`crate::TokenProviderBuilder::refresh_policy`], [`crate::TokenProvider::with_policy`]):
+/// see [`Self::validate`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RefreshPolicy {
-    /// The share of a token's life left when refreshing starts, before jitter.
+    /// The share of a token's life left when refreshing starts, before jitter: 0 to 1.
     pub refresh_fraction: f64,
-    /// The largest random share of a token's life added to `refresh_fraction`.
+    /// The largest random share of a token's life added to `refresh_fraction`: 0 to 1.
     pub jitter_fraction: f64,
     /// How long before expiry a token stops being handed out.
     pub expiry_margin: Duration,
-    /// How long to wait before trying again after a background refresh failed.
+    /// How long to wait before trying again after a background refresh failed (the old
+    /// token still being served). Not zero.
     pub retry_interval: Duration,
-    /// At most one refresh per key in this interval is forced by APIs answering 401
-    /// ([`crate::TokenProvider::token_after_rejection`]): an API that refuses every token
-    /// (a key without the product, say) then costs the token endpoint one request per
-    /// interval, not one per call. 5 s by default.
+    /// At most one refresh per keys and endpoint (whatever the merchant) in this interval
+    /// is forced by APIs answering 401 ([`crate::TokenProvider::token_after_rejection`]):
+    /// an API that refuses every token (a key without the product, say) then costs the
+    /// token endpoint one request per interval, not one per call. 5 s by default.
     pub forced_refresh_interval: Duration,
+    /// After a fetch failed with no usable token to serve, callers share its error for
+    /// this long (±20 % jitter) instead of fetching again; it doubles with every failure in
+    /// a row, up to `max_failure_backoff`, and a success resets it. 1 s by default; not zero.
+    pub failure_backoff: Duration,
+    /// The longest wait between fetches that keep failing with no usable token. 30 s by
+    /// default; at least `failure_backoff`.
+    pub max_failure_backoff: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -39,18 +51,64 @@ impl Default for RefreshPolicy {
             expiry_margin: Duration::from_secs(30),
             retry_interval: Duration::from_secs(5),
             forced_refresh_interval: Duration::from_secs(5),
+            failure_backoff: Duration::from_secs(1),
+            max_failure_backoff: Duration::from_secs(30),
         }
     }
 }
 
-/// A cached token with its times, on tokio's clock.
+impl RefreshPolicy {
+    /// Checks every field: `Err` (an [`Error::InvalidInput`] naming the field and its
+    /// allowed range) for a value the provider cannot work with, such as a fraction that is
+    /// NaN or outside 0 to 1, or a zero wait after failures. Durations too long to add to
+    /// a clock are fine: they mean "not within the program's life".
+    pub fn validate(&self) -> Result<(), Error> {
+        for (field, value) in [
+            ("refresh_fraction", self.refresh_fraction),
+            ("jitter_fraction", self.jitter_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(Error::invalid_input(
+                    field,
+                    format!("is {value}; use a share of the token's life from 0.0 to 1.0"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("retry_interval", self.retry_interval),
+            ("failure_backoff", self.failure_backoff),
+        ] {
+            if value.is_zero() {
+                return Err(Error::invalid_input(
+                    field,
+                    "is zero, which would retry a failing token endpoint on every call; use at least a millisecond",
+                ));
+            }
+        }
+        if self.max_failure_backoff < self.failure_backoff {
+            return Err(Error::invalid_input(
+                "max_failure_backoff",
+                format!(
+                    "is {:?}, less than failure_backoff ({:?}); use at least failure_backoff",
+                    self.max_failure_backoff, self.failure_backoff
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A cached token with its times: on tokio's clock, and on the wall clock, which also
+/// runs while the machine sleeps.
 pub(crate) struct Cached {
     pub(crate) token: Arc<AccessToken>,
     /// From here on, callers still get the token, and one of them starts a refresh.
-    pub(crate) refresh_at: Instant,
+    refresh_at: Instant,
     /// From here on, the token is not handed out at all.
-    pub(crate) usable_until: Instant,
-    /// The cheap check of `refresh_at` that a cache hit makes.
+    usable_until: Instant,
+    /// `usable_until` on the wall clock (since the Unix epoch, less a coarse tick).
+    usable_until_wall: Duration,
+    /// The cheap check of `refresh_at` (and of `usable_until_wall`) that a cache hit makes.
     pub(crate) freshness: Freshness,
 }
 
@@ -60,29 +118,149 @@ impl Cached {
         let sent = Instant::from_std(token.requested_at_instant());
         let life = token.expires_in();
         let expiry = Instant::from_std(token.expires_at_instant());
-        let jitter = policy.jitter_fraction * fastrand::f64();
-        let ahead = life.mul_f64((policy.refresh_fraction + jitter).clamp(0.0, 1.0));
+        let share = policy.refresh_fraction + policy.jitter_fraction * fastrand::f64();
+        // A validated policy gives a finite share; NaN would make `mul_f64` panic.
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let ahead = life.mul_f64(share);
         let margin = policy.expiry_margin.min(life / 10);
         let usable_until = expiry.checked_sub(margin).unwrap_or(sent);
         let refresh_at = expiry.checked_sub(ahead).unwrap_or(sent).min(usable_until);
-        Self::with_times(token, refresh_at, usable_until)
+        let wall_expiry = token
+            .expires_at()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let usable_until_wall = wall_expiry
+            .saturating_sub(margin)
+            .saturating_sub(crate::freshness::COARSE_TICK);
+        Self::with_times(token, refresh_at, usable_until, usable_until_wall)
     }
 
-    /// The same token, to be refreshed again at `refresh_at`: after a failed refresh.
-    pub(crate) fn refresh_again_at(&self, refresh_at: Instant) -> Self {
+    /// The same token, to be refreshed again `after` from now: after a failed refresh, or
+    /// at once (`Duration::ZERO`) when an API refused it.
+    pub(crate) fn refresh_again_after(&self, after: Duration) -> Self {
+        let refresh_at = Instant::now()
+            .checked_add(after)
+            .map_or(self.usable_until, |at| at.min(self.usable_until));
         Self::with_times(
             self.token.clone(),
-            refresh_at.min(self.usable_until),
+            refresh_at,
             self.usable_until,
+            self.usable_until_wall,
         )
     }
 
-    fn with_times(token: Arc<AccessToken>, refresh_at: Instant, usable_until: Instant) -> Self {
+    /// Whether the token may still be handed out at `now` (tokio's clock), by both clocks.
+    pub(crate) fn is_usable(&self, now: Instant) -> bool {
+        now < self.usable_until && coarse_wall_clock() < self.usable_until_wall
+    }
+
+    /// Whether the token is due for a refresh at `now` (tokio's clock).
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
+        now >= self.refresh_at
+    }
+
+    /// How long until the token expires, by the earlier of both clocks (for the gauge).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn expires_in(&self, now: Instant) -> Duration {
+        let monotonic =
+            Instant::from_std(self.token.expires_at_instant()).saturating_duration_since(now);
+        let wall = self
+            .token
+            .expires_at()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(coarse_wall_clock());
+        monotonic.min(wall)
+    }
+
+    fn with_times(
+        token: Arc<AccessToken>,
+        refresh_at: Instant,
+        usable_until: Instant,
+        usable_until_wall: Duration,
+    ) -> Self {
         Self {
             token,
             refresh_at,
             usable_until,
-            freshness: Freshness::until(refresh_at),
+            usable_until_wall,
+            freshness: Freshness::until(refresh_at, usable_until_wall),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_valid() {
+        assert!(RefreshPolicy::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_policy_that_cannot_work_names_its_field() {
+        let cases = [
+            (
+                RefreshPolicy {
+                    refresh_fraction: f64::NAN,
+                    ..RefreshPolicy::default()
+                },
+                "refresh_fraction",
+            ),
+            (
+                RefreshPolicy {
+                    jitter_fraction: 1.5,
+                    ..RefreshPolicy::default()
+                },
+                "jitter_fraction",
+            ),
+            (
+                RefreshPolicy {
+                    refresh_fraction: f64::INFINITY,
+                    ..RefreshPolicy::default()
+                },
+                "refresh_fraction",
+            ),
+            (
+                RefreshPolicy {
+                    retry_interval: Duration::ZERO,
+                    ..RefreshPolicy::default()
+                },
+                "retry_interval",
+            ),
+            (
+                RefreshPolicy {
+                    failure_backoff: Duration::ZERO,
+                    ..RefreshPolicy::default()
+                },
+                "failure_backoff",
+            ),
+            (
+                RefreshPolicy {
+                    max_failure_backoff: Duration::from_millis(10),
+                    ..RefreshPolicy::default()
+                },
+                "max_failure_backoff",
+            ),
+        ];
+        for (policy, field) in cases {
+            let Err(Error::InvalidInput(error)) = policy.validate() else {
+                panic!("{policy:?} passed");
+            };
+            assert_eq!(error.field, field);
+        }
+        let endless = RefreshPolicy {
+            forced_refresh_interval: Duration::MAX,
+            retry_interval: Duration::MAX,
+            expiry_margin: Duration::MAX,
+            max_failure_backoff: Duration::MAX,
+            ..RefreshPolicy::default()
+        };
+        assert!(endless.validate().is_ok(), "too long to add is fine");
     }
 }

@@ -21,6 +21,11 @@
 //!   its own runtime in place of the stalled one. It does not drive the stalled job
 //!   itself: the job's sockets are registered with the reactor of the runtime that first
 //!   polled them, so polled from elsewhere they would never wake.
+//!
+//! A caller gives up ([`Abandoned`]) only when a run on its own runtime ends without an
+//! outcome: its runtime is shutting down, or the job panicked. When a run on another
+//! runtime does, the caller's next run is one on its own runtime (joined, or started in
+//! place of whatever is in flight elsewhere), so churning runtimes cannot wear it out.
 
 use std::{
     future::Future,
@@ -47,10 +52,6 @@ pub(crate) const STALL_CHECK_AFTER: Duration = Duration::from_millis(100);
 /// runtime runs one in microseconds; a generous bound, since a false alarm costs an extra
 /// request.
 pub(crate) const STALL_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// How many runs a caller joins or starts before it gives up with [`Abandoned`]: each one
-/// after the first replaces a run whose runtime shut down or stalled.
-const ATTEMPTS: usize = 4;
 
 /// Why a shared run ended without an outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,9 +139,10 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
     /// start are decided under one lock with the end of the previous job, so two callers
     /// never start two jobs for one need.
     ///
-    /// A run whose task is dropped (its runtime shut down) or whose runtime stalls is
-    /// replaced by one on the caller's runtime. `Err(Abandoned)` when that happened
-    /// [`ATTEMPTS`] times in a row.
+    /// A run on another runtime whose task is dropped (its runtime shut down) or whose
+    /// runtime stalls is replaced by one on the caller's runtime. `Err(Abandoned)` when a
+    /// run on the caller's own runtime ends without an outcome (that runtime is shutting
+    /// down, or the job panicked).
     pub(crate) async fn run<F>(
         &self,
         done: impl Fn() -> Option<T>,
@@ -150,13 +152,16 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
         F: Future<Output = T> + Send + 'static,
     {
         let mut replacing = None;
-        for _ in 0..ATTEMPTS {
+        loop {
             let running = match self.join_or_start(replacing, &done, &job) {
                 Ok(running) => running,
                 Err(value) => return Ok(value),
             };
+            let here = running.runs_here();
             match running.wait().await {
                 Waited::Done(value) => return Ok(value),
+                // Its own runtime is going, or the job panicked: another run would too.
+                Waited::Abandoned(_) | Waited::Stalled(_) if here => return Err(Abandoned),
                 Waited::Abandoned(id) => {
                     tracing::debug!("a vipps access token fetch was abandoned: starting another");
                     replacing = Some(id);
@@ -169,11 +174,11 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
                 }
             }
         }
-        Err(Abandoned)
     }
 
-    /// The run to wait for: the one in flight (unless it is `replacing`), or a new one; or
-    /// `Err` with the value `done()` found.
+    /// The run to wait for: the one in flight (unless it is `replacing`, or, once a run
+    /// failed the caller, runs on another runtime), or a new one; or `Err` with the value
+    /// `done()` found.
     fn join_or_start<F>(
         &self,
         replacing: Option<u64>,
@@ -186,7 +191,12 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
         let (joined, replaced, launch) = {
             let mut running = lock(&self.inner.running);
             match running.as_ref() {
-                Some(current) if Some(current.id) != replacing => return Ok(current.clone()),
+                Some(current)
+                    if Some(current.id) != replacing
+                        && (replacing.is_none() || current.runs_here()) =>
+                {
+                    return Ok(current.clone());
+                }
                 Some(_) => {}
                 None => {
                     if let Some(value) = done() {
@@ -257,6 +267,16 @@ impl Launch {
 }
 
 impl<T: Clone + Send + Sync + 'static> Running<T> {
+    /// Whether the run goes on as long as the caller's runtime does: it is a task on that
+    /// runtime, or the callers drive it themselves.
+    fn runs_here(&self) -> bool {
+        match (&self.owner, Handle::try_current()) {
+            (None, _) => true,
+            (Some(owner), Ok(caller)) => owner.id() == caller.id(),
+            (Some(_), Err(_)) => false,
+        }
+    }
+
     /// Waits for the run; from another runtime than the run's, checks that runtime keeps
     /// running tasks.
     async fn wait(self) -> Waited<T> {

@@ -22,7 +22,8 @@ use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
 use crate::{
-    error::Error, refresh::Cached, single_flight::SingleFlight, sync::lock, token::AccessToken,
+    error::Error, refresh::Cached, single_flight::SingleFlight, sync::lock,
+    throttle::FailureBackoff, token::AccessToken,
 };
 
 /// The default for [`crate::TokenProviderBuilder::max_slots`].
@@ -45,9 +46,8 @@ pub(crate) struct Slot {
     pub(crate) flight: SingleFlight<FetchOutcome>,
     /// The last fetch's error, until a fetch succeeds.
     pub(crate) last_error: Mutex<Option<Error>>,
-    /// When a 401 last forced a refresh: at most one per
-    /// [`crate::RefreshPolicy::forced_refresh_interval`].
-    pub(crate) forced_refresh_at: Mutex<Option<Instant>>,
+    /// The error callers share, while no usable token is left, instead of fetching again.
+    pub(crate) backoff: FailureBackoff,
     /// The expiry of the last token refused with 401: the fleet's store must not hand it
     /// back.
     #[cfg(feature = "store")]
@@ -65,11 +65,12 @@ impl Slot {
         }
     }
 
-    fn holds_usable_token(&self, now: Instant) -> bool {
+    /// Whether the slot holds a token that may still be handed out at `now`.
+    pub(crate) fn holds_usable_token(&self, now: Instant) -> bool {
         self.cached
             .load()
             .as_ref()
-            .is_some_and(|cached| now < cached.usable_until)
+            .is_some_and(|cached| cached.is_usable(now))
     }
 }
 
@@ -106,6 +107,25 @@ impl<K: Hash + Eq> Slots<K> {
     /// How many slots there are now.
     pub(crate) fn len(&self) -> usize {
         lock(&self.map).len()
+    }
+
+    /// How long until the soonest expiry among the usable tokens of the slots whose key
+    /// `counts`; `None` when there is none. Walks every slot: for metrics, after a fetch.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn soonest_expiry(
+        &self,
+        counts: impl Fn(&K) -> bool,
+    ) -> Option<std::time::Duration> {
+        let now = Instant::now();
+        let map = lock(&self.map);
+        map.iter()
+            .filter(|(key, _)| counts(key))
+            .filter_map(|(_, slot)| {
+                let cached = slot.cached.load();
+                let cached = cached.as_ref()?;
+                cached.is_usable(now).then(|| cached.expires_in(now))
+            })
+            .min()
     }
 }
 

@@ -167,6 +167,44 @@ fn the_spec_workflow_step_passes_on_no_change_and_fails_on_a_breaking_one() {
         "a removed path fails the job: {report}"
     );
     assert!(report.contains("api-path-removed"), "{report}");
+
+    // The upstream 2.0.0 spec: five breaking changes, every one absorbed by the crate.
+    let (code, report) =
+        run_spec_step(&Path::new(ROOT).join("tests/upstream/access-token-v2.0.0.yaml"));
+    assert_eq!(code, Some(0), "absorbed changes pass the gate: {report}");
+    assert!(report.contains("absorbed"), "{report}");
+}
+
+#[test]
+fn the_spec_workflow_skips_saying_what_to_set_when_no_url_is_set() {
+    let steps = workflow_steps(".github/workflows/upstream-spec.yml");
+    let (_, script) = steps
+        .iter()
+        .find(|(name, _)| name.starts_with("Download"))
+        .expect("the download step");
+    let runner_temp = tempdir();
+    let output_file = runner_temp.path().join("output");
+    let output = Command::new("bash")
+        .args(["-e", "-c", script])
+        .env("SPEC_URL", "")
+        .env("RUNNER_TEMP", runner_temp.path())
+        .env("GITHUB_OUTPUT", &output_file)
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "an unset URL is a skip, not a failure: {stdout}"
+    );
+    assert!(
+        stdout.contains("ACCESS_TOKEN_SPEC_URL"),
+        "it says what to set: {stdout}"
+    );
+    let outputs = std::fs::read_to_string(&output_file).unwrap_or_default();
+    assert!(
+        outputs.contains("skip=true"),
+        "the later steps are skipped: {outputs}"
+    );
 }
 
 #[test]

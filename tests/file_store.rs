@@ -381,6 +381,7 @@ async fn expired_files_and_tokens_within_the_margin_are_never_served() {
         TokenSource::Standard(mock.standard_credentials()),
     )
     .refresh_policy(strict)
+    .expect("a valid policy")
     .store(Arc::new(store))
     .build();
     let _ = provider.token().await;
@@ -567,5 +568,262 @@ async fn the_store_shows_no_key_and_passes_its_probe() {
     assert!(
         store.entries().unwrap().is_empty(),
         "the probe record is removed"
+    );
+}
+
+/// A fetch slower than the lease's TTL (2 s): the holder renews its lease in place, so it
+/// keeps its lock for the whole fetch and the seven others wait for its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_cold_processes_behind_a_three_second_upstream_make_one_request() {
+    let mock = MockServer::start().await.unwrap();
+    mock.set_delay(Duration::from_secs(3));
+    let cache = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = (0..8)
+        .map(|_| cli(&mock, cache.path(), "token").output())
+        .collect();
+    let outputs = futures_util::future::join_all(runs).await;
+    let tokens: HashSet<String> = outputs
+        .iter()
+        .map(|o| token_of(o.as_ref().unwrap()))
+        .collect();
+    assert_eq!(mock.request_count(), 1, "one request for 8 processes");
+    assert_eq!(tokens.len(), 1, "every process printed the same token");
+}
+
+/// Six processes facing a 503: the waiters know whom they wait for (the lease file names
+/// its holder), so the holder's failure is theirs: one fetch with its retries, and every
+/// process fails with the 503. Needs both halves: the lease file naming its holder (here)
+/// and waiters returning the holder's error (`shared_fetch.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_processes_facing_a_503_share_the_holders_failure() {
+    let mock = MockServer::start().await.unwrap();
+    mock.fail_all(503, "Service Unavailable");
+    mock.set_delay(Duration::from_millis(300));
+    let cache = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = (0..6)
+        .map(|_| cli(&mock, cache.path(), "token").output())
+        .collect();
+    for output in futures_util::future::join_all(runs).await {
+        let output = output.unwrap();
+        let stderr = stderr_of(&output);
+        assert_ne!(output.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("503"), "{stderr}");
+    }
+    assert_eq!(
+        mock.request_count(),
+        3,
+        "one fetch (3 attempts) for 6 processes"
+    );
+}
+
+/// A file of our name shape (prefix, hash tag, 64 hex digits), as a file name.
+fn our_name(suffix: &str) -> String {
+    format!("vipps-access-token:%7B0a1b%7D{}{suffix}", "0".repeat(64))
+}
+
+/// A file header saying "expired in 1970", then `body`: an expired record of ours.
+fn expired_record(body: &[u8]) -> Vec<u8> {
+    let mut bytes = b"vatf\x01".to_vec();
+    bytes.extend_from_slice(&1u64.to_be_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `cache clear` removes only what is provably ours: our name shape and (for records) our
+/// header, lease files nobody holds, temporary files of our shape that no writer is still
+/// writing. An empty key prefix, which would make every name look like ours, is refused;
+/// a short one matches nothing that is not ours.
+#[tokio::test]
+async fn cache_clear_removes_only_files_that_are_provably_ours() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let temp_in_progress = format!(".tmp-{}", "a".repeat(32));
+    let temp_left_over = format!(".tmp-{}", "b".repeat(32));
+    let foreign = [
+        "notes.txt".to_owned(),
+        "vendor.json".to_owned(),
+        "vipps-access-token:not-ours".to_owned(),
+        our_name(""),         // our shape, not our header
+        our_name(":unknown"), // a suffix we do not write
+        ".tmp-notes".to_owned(),
+        temp_in_progress.clone(),
+    ];
+    for name in &foreign {
+        fs::write(dir.join(name), b"someone else's").unwrap();
+    }
+    let before = names_in(&dir);
+
+    for prefix in ["", "v"] {
+        let output = tokio::process::Command::new(BIN)
+            .env_clear()
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("VIPPS_TOKEN_STORE_PREFIX", prefix)
+            .args(["cache", "clear"])
+            .output()
+            .await
+            .unwrap();
+        if prefix.is_empty() {
+            assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+            assert!(
+                stderr_of(&output).contains("VIPPS_TOKEN_STORE_PREFIX"),
+                "{}",
+                stderr_of(&output)
+            );
+        } else {
+            token_of(&output);
+        }
+        assert_eq!(names_in(&dir), before, "prefix {prefix:?}: nothing removed");
+    }
+
+    // Left by a writer that died an hour ago: ours to remove, whatever the prefix.
+    fs::write(dir.join(&temp_left_over), b"half").unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(dir.join(&temp_left_over))
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let cleared = token_of(&cli_cache(cache.path(), "clear").await);
+    assert!(cleared.starts_with("removed 1 cached token "), "{cleared}");
+    let mut left: Vec<String> = foreign.to_vec();
+    left.push(".lock".to_owned());
+    left.sort();
+    assert_eq!(names_in(&dir), left, "ours gone, every other file kept");
+    for name in &foreign {
+        assert_eq!(fs::read(dir.join(name)).unwrap(), b"someone else's");
+    }
+}
+
+/// `cache list` looks, it does not create; a failure marker is listed as one, not as a
+/// token.
+#[tokio::test]
+async fn cache_list_creates_nothing_and_shows_failure_markers_as_such() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    let empty = token_of(&cli_cache(cache.path(), "list").await);
+    assert!(empty.starts_with("no cached tokens"), "{empty}");
+    assert!(!dir.exists(), "cache list created {}", dir.display());
+
+    let store = FileTokenStore::new(&dir, config_from_secret()).unwrap();
+    let marker = format!("vipps-access-token:{{0a1b}}{}:failed", "0".repeat(64));
+    use vipps_access_token::store::TokenStore as _;
+    store
+        .put(
+            &marker,
+            b"0123456789abcdef0000000000000001".to_vec(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let list = token_of(&cli_cache(cache.path(), "list").await);
+    let line = list.lines().find(|l| l.contains(":failed")).expect(&list);
+    assert!(line.contains("failure marker"), "{line}");
+}
+
+/// The directory must be ours and not a symbolic link, or the cache is bypassed with a
+/// warning that says why; the token still comes.
+#[tokio::test]
+async fn a_directory_of_another_user_or_a_symlink_is_bypassed_with_a_warning() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = store_dir(cache.path());
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("tests run as root");
+    let refused = FileTokenStore::new(&dir, config_from_secret()).unwrap_err();
+    assert!(refused.to_string().contains("owned by"), "{refused}");
+    let output = cli(&mock, cache.path(), "token").output().await.unwrap();
+    token_of(&output);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("owned by") && stderr.contains("without the cache"),
+        "{stderr}"
+    );
+    assert!(names_in(&dir).is_empty(), "nothing written there");
+
+    fs::remove_dir(&dir).unwrap();
+    let target = cache.path().join("elsewhere");
+    fs::create_dir(&target).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&target, &dir).unwrap();
+    let refused = FileTokenStore::new(&dir, config_from_secret()).unwrap_err();
+    assert!(refused.to_string().contains("symbolic link"), "{refused}");
+    let output = cli(&mock, cache.path(), "token").output().await.unwrap();
+    token_of(&output);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("symbolic link") && stderr.contains("without the cache"),
+        "{stderr}"
+    );
+    assert!(
+        names_in(&target).is_empty(),
+        "nothing written through the link"
+    );
+}
+
+/// The directory swapped for a symbolic link after the store opened it: every write and
+/// removal still goes to the directory the store opened, never through the link.
+#[tokio::test]
+async fn a_directory_swapped_for_a_symlink_after_opening_is_never_written_through() {
+    let mock = MockServer::start().await.unwrap();
+    let client = mock.client_builder().build().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cache");
+    let store = FileTokenStore::new(&dir, config_from_secret()).unwrap();
+    let store: Arc<FileTokenStore> = Arc::new(store);
+    let moved = parent.path().join("moved");
+    fs::rename(&dir, &moved).unwrap();
+    let target = parent.path().join("target");
+    fs::create_dir(&target).unwrap();
+    let victim = target.join(our_name(""));
+    fs::write(&victim, expired_record(b"not yours")).unwrap();
+    fs::write(target.join("notes.txt"), b"keep").unwrap();
+    std::os::unix::fs::symlink(&target, &dir).unwrap();
+    let before: Vec<(String, Vec<u8>)> = names_in(&target)
+        .into_iter()
+        .map(|name| (name.clone(), fs::read(target.join(&name)).unwrap()))
+        .collect();
+
+    let provider = TokenProvider::builder(
+        client.clone(),
+        TokenSource::Standard(mock.standard_credentials()),
+    )
+    .store(store.clone())
+    .build();
+    provider.token().await.unwrap();
+    vipps_access_token::store::settle(Duration::from_secs(5)).await;
+    assert_eq!(
+        store.entries().unwrap().len(),
+        1,
+        "the record, in the opened directory"
+    );
+    assert_eq!(
+        record_files(&moved).len(),
+        1,
+        "written where the store was opened"
+    );
+    store.clear().unwrap();
+
+    let after: Vec<(String, Vec<u8>)> = names_in(&target)
+        .into_iter()
+        .map(|name| (name.clone(), fs::read(target.join(&name)).unwrap()))
+        .collect();
+    assert_eq!(after, before, "the link's target is untouched");
+    assert!(
+        record_files(&moved).is_empty(),
+        "cleared where it was opened"
     );
 }

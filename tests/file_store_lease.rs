@@ -56,3 +56,133 @@ async fn a_lease_has_one_holder_and_a_forgotten_one_ends_with_its_ttl() {
         "b's lease is gone"
     );
 }
+
+/// The lease file's identity on disk: renewing a lease must keep this very file.
+fn inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// A holder id of the shape `lease.rs` makes: 32 hex digits.
+const HOLDER_A: &[u8] = b"0123456789abcdef0000000000000001";
+const HOLDER_B: &[u8] = b"fedcba98765432100000000000000002";
+
+/// Renewing is a lock's business, not the file's: the lease file stays the same file (so
+/// the lock on it stays the one every process sees), and a renewed lease outlives its
+/// first TTL. Only its holder renews it, and `put` never replaces a lease file.
+#[tokio::test(start_paused = true)]
+async fn renewing_a_lease_keeps_its_file_and_its_lock_past_the_first_ttl() {
+    let cache = tempfile::tempdir().unwrap();
+    let a = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let b = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let ttl = Duration::from_secs(2);
+    let lease = "vipps-access-token:test:lease";
+    let path = cache.path().join(lease);
+    assert!(a.put_if_absent(lease, HOLDER_A, ttl).await.unwrap());
+    let held = inode(&path);
+    for _ in 0..6 {
+        tokio::time::advance(ttl / 3).await;
+        assert!(a.extend_if_equal(lease, HOLDER_A, ttl).await.unwrap());
+        assert!(
+            !a.extend_if_equal(lease, HOLDER_B, ttl).await.unwrap(),
+            "only its holder renews it"
+        );
+        assert_eq!(inode(&path), held, "the lease file is never replaced");
+    }
+    assert!(
+        !b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap(),
+        "renewed past its first TTL: still held"
+    );
+    assert!(
+        a.put(lease, HOLDER_B.to_vec(), ttl).await.is_err(),
+        "a lease file is a lock, never a record"
+    );
+    assert_eq!(inode(&path), held);
+    assert!(a.delete_if_equal(lease, HOLDER_A).await.unwrap());
+    assert!(b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap());
+}
+
+/// Another process (here another store: a lock belongs to an open file) learns who holds
+/// a lease from its file, so that it can match the holder's failure marker; a free lease
+/// has no holder, whatever its file still says.
+#[tokio::test(start_paused = true)]
+async fn a_lease_held_elsewhere_is_named_by_its_holder_id() {
+    let cache = tempfile::tempdir().unwrap();
+    let a = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let b = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let ttl = Duration::from_secs(10);
+    let lease = "vipps-access-token:test:lease";
+    assert_eq!(b.get(lease).await.unwrap(), None, "no lease file yet");
+    assert!(a.put_if_absent(lease, HOLDER_A, ttl).await.unwrap());
+    assert_eq!(b.get(lease).await.unwrap().as_deref(), Some(HOLDER_A));
+    assert_eq!(a.get(lease).await.unwrap().as_deref(), Some(HOLDER_A));
+    assert!(a.delete_if_equal(lease, HOLDER_A).await.unwrap());
+    assert_eq!(
+        b.get(lease).await.unwrap(),
+        None,
+        "released: nobody holds it"
+    );
+    assert!(b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap());
+    assert_eq!(a.get(lease).await.unwrap().as_deref(), Some(HOLDER_B));
+}
+
+/// A key name of our shape: prefix, hash tag, 64 hex digits, then `suffix`.
+fn our_key(tag: &str, suffix: &str) -> String {
+    format!("vipps-access-token:{{{tag}}}{}{suffix}", "0".repeat(64))
+}
+
+/// The file name of a key name of ours (`{` and `}` escaped).
+fn file_of(key: &str) -> String {
+    key.replace('{', "%7B").replace('}', "%7D")
+}
+
+/// A header saying "expired in 1970": an expired record of ours.
+fn expired_record() -> Vec<u8> {
+    let mut bytes = b"vatf\x01".to_vec();
+    bytes.extend_from_slice(&1u64.to_be_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(b"sealed");
+    bytes
+}
+
+/// Housekeeping is cheap and complete: a save prunes at most once a minute (not every
+/// file on every save), and pruning removes expired records and lease files nobody holds,
+/// but never a lease someone holds.
+#[tokio::test(start_paused = true)]
+async fn saves_prune_at_most_once_a_minute_and_prune_free_lease_files() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path();
+    let store = FileTokenStore::new(dir, config_from_secret()).unwrap();
+    let other = FileTokenStore::new(dir, config_from_secret()).unwrap();
+    let ttl = Duration::from_secs(60);
+    let (free, held) = (our_key("0a1b", ":lease"), our_key("0a1c", ":lease"));
+    assert!(store.put_if_absent(&free, HOLDER_A, ttl).await.unwrap());
+    assert!(store.delete_if_equal(&free, HOLDER_A).await.unwrap());
+    assert!(other.put_if_absent(&held, HOLDER_B, ttl).await.unwrap());
+    let expired = dir.join(file_of(&our_key("0a1d", "")));
+    std::fs::write(&expired, expired_record()).unwrap();
+
+    store
+        .put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl)
+        .await
+        .unwrap();
+    assert!(!expired.exists(), "an expired record is pruned");
+    assert!(
+        !dir.join(file_of(&free)).exists(),
+        "a free lease file is pruned"
+    );
+    assert!(dir.join(file_of(&held)).exists(), "a held one is not");
+    assert_eq!(other.get(&held).await.unwrap().as_deref(), Some(HOLDER_B));
+
+    std::fs::write(&expired, expired_record()).unwrap();
+    store
+        .put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl)
+        .await
+        .unwrap();
+    assert!(expired.exists(), "not pruned again within the minute");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    store
+        .put(&our_key("0a1e", ""), b"sealed".to_vec(), ttl)
+        .await
+        .unwrap();
+    assert!(!expired.exists(), "pruned again after a minute");
+}

@@ -334,3 +334,56 @@ async fn a_burst_of_401s_for_one_stale_token_causes_one_refresh() {
     }
     assert_eq!(requests_to(&server, "/accesstoken/get").await.len(), 2);
 }
+
+/// One bare 401 on one API must not take the shared, valid token away from another API
+/// while the token endpoint is down: the refused call gets its own 401 back, and the
+/// other API's calls keep succeeding with the token that has an hour left.
+#[tokio::test]
+async fn a_bare_401_keeps_the_valid_token_while_the_token_endpoint_fails() {
+    let server = MockServer::start().await;
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counter = issued.clone();
+    Mock::given(matchers::path("/accesstoken/get"))
+        .respond_with(move |_: &Request| {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                ResponseTemplate::new(200).set_body_json(standard_token_body("token-1", "3600"))
+            } else {
+                ResponseTemplate::new(503)
+            }
+        })
+        .mount(&server)
+        .await;
+    Mock::given(matchers::path("/stray"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    Mock::given(matchers::path(API_PATH))
+        .and(matchers::header("authorization", "Bearer token-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let client = ClientBuilder::with_base_url(server.uri())
+        .retry_policy(vipps_access_token::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let credentials = StandardCredentials::new(CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY);
+    let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
+    let http = VippsAuthMiddleware::new(provider).client().unwrap();
+
+    assert_eq!(call_api(&http, &server).await.unwrap().status(), 200);
+    let stray = http
+        .get(format!("{}/stray", server.uri()))
+        .send()
+        .await
+        .expect("the API's own answer, not the token endpoint's failure");
+    assert_eq!(stray.status(), 401);
+    for _ in 0..3 {
+        let response = call_api(&http, &server).await.expect("served");
+        assert_eq!(response.status(), 200, "the valid token is still used");
+    }
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "the first token, one forced refresh"
+    );
+}

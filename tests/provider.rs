@@ -175,7 +175,8 @@ async fn a_thousand_concurrent_callers_at_a_cold_start_make_one_request() {
 async fn refreshes_ahead_while_callers_keep_the_valid_token() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy());
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
 
     let first = provider.token().await.expect("first token");
     assert_eq!(secret(&first), "token-1-msn-123456");
@@ -216,7 +217,8 @@ async fn never_hands_out_a_token_in_its_last_seconds() {
         jitter_fraction: 0.0,
         ..RefreshPolicy::default()
     };
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy);
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy)
+        .expect("a valid policy");
     let first = provider.token().await.unwrap();
 
     tokio::time::advance(Duration::from_secs(3569)).await;
@@ -235,7 +237,8 @@ async fn never_hands_out_a_token_in_its_last_seconds() {
 async fn a_failed_refresh_keeps_the_old_token_until_it_expires() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy());
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
     let first = provider.token().await.unwrap();
 
     issuer.fail_next(usize::MAX);
@@ -265,14 +268,21 @@ async fn a_failed_refresh_keeps_the_old_token_until_it_expires() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn errors_are_not_cached() {
+async fn errors_are_shared_only_for_a_short_wait() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
     let provider = TokenProvider::new(client(&server), standard_source());
 
     issuer.fail_next(1);
     assert_eq!(provider.token().await.unwrap_err().status(), Some(500));
-    let token = provider.token().await.expect("the next call tries again");
+    // Within the wait after a failure (1 s ± 20 %), callers share it.
+    assert_eq!(provider.token().await.unwrap_err().status(), Some(500));
+    assert_eq!(upstream_requests(&server).await, 1);
+    tokio::time::advance(Duration::from_millis(1200)).await;
+    let token = provider
+        .token()
+        .await
+        .expect("the next call after the wait tries again");
     assert_eq!(secret(&token), "token-1-msn-123456");
     assert_eq!(upstream_requests(&server).await, 2);
     assert!(
@@ -282,20 +292,23 @@ async fn errors_are_not_cached() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn invalidate_forces_a_new_token() {
+async fn invalidate_starts_a_new_token() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
     let provider = TokenProvider::new(client(&server), standard_source());
     let first = provider.token().await.unwrap();
 
-    // Invalidating a token that is no longer cached does nothing.
+    // Invalidating starts a refresh; `refresh()` waits for it. Invalidating a token that
+    // is no longer cached does nothing.
     provider.invalidate();
-    let second = provider.token().await.unwrap();
+    let second = provider.refresh().await.unwrap();
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &second));
     provider.invalidate_token(&first);
     assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &second));
 
     provider.invalidate_token(&second);
-    let third = provider.token().await.unwrap();
+    let third = provider.refresh().await.unwrap();
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &third));
     assert_eq!(
         [secret(&first), secret(&second), secret(&third)],
         [
@@ -377,7 +390,8 @@ async fn partner_tokens_refresh_ahead_of_their_fifteen_minutes() {
 async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
     let issuer = Issuer::new(3600);
     let server = server_with(&issuer).await;
-    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy());
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
     let interval = exact_policy().forced_refresh_interval;
     assert_eq!(interval, Duration::from_secs(5), "the documented default");
 
@@ -385,21 +399,14 @@ async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
     let second = provider
         .token_after_rejection(&first)
         .await
-        .unwrap()
         .expect("a forced refresh");
     assert_eq!(secret(&second), "token-2-msn-123456");
     assert_eq!(upstream_requests(&server).await, 2);
 
     // Refused again within the interval: the 401 goes back, nothing is fetched.
-    assert!(
-        provider
-            .token_after_rejection(&second)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(provider.token_after_rejection(&second).await.is_none());
     // A call that still held the first token retries with the second.
-    let newer = provider.token_after_rejection(&first).await.unwrap();
+    let newer = provider.token_after_rejection(&first).await;
     assert_eq!(newer.as_deref().map(secret), Some("token-2-msn-123456"));
     assert_eq!(upstream_requests(&server).await, 2);
     assert!(
@@ -412,8 +419,184 @@ async fn refreshes_forced_by_401s_are_rate_limited_per_key() {
     let third = provider
         .token_after_rejection(&second)
         .await
-        .unwrap()
         .expect("a forced refresh after the interval");
     assert_eq!(secret(&third), "token-3-msn-123456");
     assert_eq!(upstream_requests(&server).await, 3);
+}
+
+/// A token an API refused is suspect, not gone: while the forced refresh fails, every
+/// other caller keeps getting it (it has most of its life left), and the refused caller
+/// is told there is nothing newer, so it hands back the API's own 401.
+#[tokio::test(start_paused = true)]
+async fn a_failed_forced_refresh_keeps_serving_the_rejected_token() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), exact_policy())
+        .expect("a valid policy");
+    let first = provider.token().await.unwrap();
+
+    issuer.fail_next(usize::MAX);
+    let retry_with = provider.token_after_rejection(&first).await;
+    assert!(retry_with.is_none(), "nothing newer: hand back the 401");
+    assert_eq!(upstream_requests(&server).await, 2, "one forced refresh");
+    for _ in 0..10 {
+        assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &first));
+    }
+    assert_eq!(
+        upstream_requests(&server).await,
+        2,
+        "the suspect token is served, not fetched again on every call"
+    );
+    assert_eq!(
+        provider.last_refresh_error().and_then(|e| e.status()),
+        Some(500)
+    );
+}
+
+/// Other callers keep the suspect token while its replacement is on the wire: the refresh
+/// a 401 forced does not make them wait.
+#[tokio::test(start_paused = true)]
+async fn invalidate_serves_the_old_token_until_its_replacement_exists() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::new(client(&server), standard_source());
+    let first = provider.token().await.unwrap();
+
+    issuer.fail_next(1);
+    provider.invalidate();
+    assert!(
+        Arc::ptr_eq(&provider.token().await.unwrap(), &first),
+        "served at once, while its replacement is fetched"
+    );
+    assert!(
+        provider.refresh().await.is_err(),
+        "the replacement (joined, not another request) failed"
+    );
+    assert!(
+        Arc::ptr_eq(&provider.token().await.unwrap(), &first),
+        "a failed replacement puts the suspect token back"
+    );
+    assert_eq!(upstream_requests(&server).await, 2);
+}
+
+/// Forced refreshes are limited per keys and endpoint, not per merchant: an API refusing
+/// every token for 50 merchants costs one token request per interval, not 50.
+#[tokio::test(start_paused = true)]
+async fn forced_refreshes_are_limited_per_keys_not_per_merchant() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let first = TokenProvider::builder(client(&server), standard_source())
+        .max_slots(4)
+        .build();
+    let mut forced = 0;
+    for n in 0..50 {
+        let merchant = first
+            .with_merchant_serial_number(&format!("{}", 100_000 + n))
+            .unwrap();
+        let token = merchant.token().await.unwrap();
+        if merchant.token_after_rejection(&token).await.is_some() {
+            forced += 1;
+        }
+    }
+    assert_eq!(
+        forced, 1,
+        "one forced refresh in the interval for all merchants"
+    );
+    assert_eq!(upstream_requests(&server).await, 50 + 1);
+}
+
+/// With no usable token, a failure is shared for a short, growing interval instead of
+/// being fetched again on every call: 8 busy tasks against a failing endpoint make one
+/// request, not hundreds.
+#[tokio::test(start_paused = true)]
+async fn failures_without_a_token_are_backed_off() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let provider = TokenProvider::new(client(&server), standard_source());
+    issuer.fail_next(usize::MAX);
+
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let provider = provider.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let error = provider.token().await.expect_err("the endpoint fails");
+                    assert_eq!(error.status(), Some(500), "the fetch's own error");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        upstream_requests(&server).await,
+        1,
+        "400 calls, one request"
+    );
+
+    // 1 s (±20 %) after the first failure, one caller tries again; then 2 s (±20 %).
+    tokio::time::advance(Duration::from_millis(1200)).await;
+    assert!(provider.token().await.is_err());
+    assert!(provider.token().await.is_err());
+    assert_eq!(upstream_requests(&server).await, 2);
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    assert!(provider.token().await.is_err());
+    assert_eq!(upstream_requests(&server).await, 2, "the interval grew");
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    assert!(provider.token().await.is_err());
+    assert_eq!(upstream_requests(&server).await, 3);
+
+    // An explicit refresh is not held back, and a success resets the interval.
+    issuer.fail_next(0);
+    let token = provider
+        .refresh()
+        .await
+        .expect("an explicit refresh asks now");
+    assert_eq!(secret(&token), "token-1-msn-123456");
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &token));
+    assert_eq!(upstream_requests(&server).await, 4);
+}
+
+/// An interval too long to add to an `Instant` means "never again", not a panic.
+#[tokio::test(start_paused = true)]
+async fn an_endless_forced_refresh_interval_does_not_panic() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let policy = RefreshPolicy {
+        forced_refresh_interval: Duration::MAX,
+        ..exact_policy()
+    };
+    let provider = TokenProvider::with_policy(client(&server), standard_source(), policy)
+        .expect("a valid policy");
+    let first = provider.token().await.unwrap();
+    let second = provider
+        .token_after_rejection(&first)
+        .await
+        .expect("the first forced refresh");
+    tokio::time::advance(Duration::from_secs(3000)).await;
+    assert!(provider.token_after_rejection(&second).await.is_none());
+    assert_eq!(upstream_requests(&server).await, 2);
+}
+
+/// A policy that cannot work is refused when the provider is given it, naming the field
+/// (on main a NaN `refresh_fraction` cost 4 fetches a call and ended in `Interrupted`).
+#[tokio::test(start_paused = true)]
+async fn a_policy_that_cannot_work_is_refused_naming_its_field() {
+    let issuer = Issuer::new(3600);
+    let server = server_with(&issuer).await;
+    let policy = RefreshPolicy {
+        refresh_fraction: f64::NAN,
+        ..exact_policy()
+    };
+    let error = TokenProvider::with_policy(client(&server), standard_source(), policy)
+        .expect_err("a NaN fraction is refused");
+    let Error::InvalidInput(invalid) = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(invalid.field, "refresh_fraction");
+    assert!(error.to_string().contains("0.0 to 1.0"), "{error}");
+    let builder = TokenProvider::builder(client(&server), standard_source());
+    assert!(builder.refresh_policy(policy).is_err());
+    assert_eq!(upstream_requests(&server).await, 0);
 }

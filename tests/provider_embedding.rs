@@ -56,6 +56,7 @@ impl DetachedMock {
             TokenSource::Standard(self.server.standard_credentials()),
             policy,
         )
+        .expect("a valid policy")
     }
 
     fn token_requests(&self) -> u64 {

@@ -64,7 +64,8 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         client,
         TokenSource::Standard(mock.standard_credentials()),
         policy,
-    );
+    )
+    .expect("a valid policy");
 
     provider.token().await.unwrap();
     let metrics = read(&snapshotter);
@@ -125,6 +126,28 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         "seconds left on the token served"
     );
 
+    // Another merchant of the same flow fetches a token of an hour: the gauge still shows
+    // the soonest expiry among the flow's cached tokens, not the last one fetched.
+    mock.clear_faults();
+    let other_merchant = provider.with_merchant_serial_number("654321").unwrap();
+    other_merchant
+        .token()
+        .await
+        .expect("a token for the other merchant");
+    let metrics = read(&snapshotter);
+    let Some(DebugValue::Gauge(expires_in)) = find(
+        &metrics,
+        "vipps_access_token_expires_in_seconds",
+        &[("flow", "standard")],
+    ) else {
+        panic!("no expiry gauge");
+    };
+    assert_eq!(
+        expires_in.into_inner(),
+        700.0,
+        "the soonest expiry of the flow's tokens"
+    );
+
     // No label or name holds a secret, the client id or the merchant serial number.
     let rendered = format!("{metrics:?}");
     for secret in [
@@ -132,6 +155,7 @@ async fn fetches_latency_expiry_and_refresh_failures_are_reported() {
         DEFAULT_CLIENT_SECRET,
         DEFAULT_SUBSCRIPTION_KEY,
         "123456",
+        "654321",
     ] {
         assert!(!rendered.contains(secret), "{secret} in {rendered}");
     }

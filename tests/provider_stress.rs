@@ -250,3 +250,80 @@ fn a_fetch_started_on_a_shut_down_runtime_returns() {
         "no runtime to fetch on: an error, at once"
     );
 }
+
+/// A caller on a live runtime is never told its runtime shut down while other runtimes
+/// start fetches and die mid-fetch: it replaces a dead fetch with one on its own runtime.
+#[test]
+fn a_caller_on_a_live_runtime_is_never_interrupted_by_dying_runtimes() {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let server = token_endpoint(issued);
+    // No idle connections: a pooled connection's task lives on the runtime that opened
+    // it, and dies with it (a transport error, not what this test counts).
+    let http = vipps_access_token::http_client_builder()
+        .unwrap()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let client = ClientBuilder::with_base_url(server.uri())
+        .retry_policy(RetryPolicy::none())
+        .http_client(http)
+        .build()
+        .unwrap();
+    let credentials = StandardCredentials::new(CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY);
+    let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let churners: Vec<_> = (0..THREADS)
+        .map(|seed| {
+            let (provider, stop) = (provider.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(seed);
+                while !stop.load(Ordering::Relaxed) {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    // Starts a fetch (or joins one), then the runtime dies under it.
+                    runtime.block_on(async {
+                        let patience = Duration::from_millis(rng.u64(0..8));
+                        let _ = tokio::time::timeout(patience, provider.refresh()).await;
+                    });
+                    drop(runtime);
+                }
+            })
+        })
+        .collect();
+
+    let (done, finished) = mpsc::channel();
+    let live_provider = provider.clone();
+    std::thread::spawn(move || {
+        let live = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (mut interrupted, mut other_errors) = (0, Vec::new());
+        live.block_on(async {
+            for _ in 0..300 {
+                match live_provider.refresh().await {
+                    Ok(_) => {}
+                    Err(vipps_access_token::Error::Interrupted) => interrupted += 1,
+                    Err(error) => other_errors.push(error.to_string()),
+                }
+            }
+        });
+        done.send((interrupted, other_errors)).unwrap();
+    });
+    let outcome = finished.recv_timeout(WATCHDOG * 3);
+    stop.store(true, Ordering::Relaxed);
+    for churner in churners {
+        churner.join().unwrap();
+    }
+    let (interrupted, other_errors) = outcome.expect("the live caller finished in time");
+    assert_eq!(
+        interrupted, 0,
+        "a caller on a live runtime was told its runtime shut down"
+    );
+    assert!(other_errors.is_empty(), "{other_errors:?}");
+}

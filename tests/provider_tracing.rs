@@ -45,8 +45,9 @@ async fn traces_fetch_hit_miss_and_clock_skew_without_secrets() {
     let provider = TokenProvider::new(client, TokenSource::Standard(credentials));
     provider.token().await.unwrap();
     provider.token().await.unwrap();
+    // Invalidated, the token is suspect: its refresh (which fails here) is awaited.
     provider.invalidate();
-    provider.token().await.unwrap_err();
+    provider.refresh().await.unwrap_err();
 
     let logs = logs.text();
     for expected in [

@@ -1044,12 +1044,12 @@ async fn tracing_output_holds_no_secret() {
     #[cfg(not(feature = "middleware"))]
     {
         provider.invalidate();
-        provider.token().await.expect("the third token");
+        provider.refresh().await.expect("the third token");
     }
 
     // A failure: a 503 (retried, logged) then a 401, both echoing the credentials.
     provider.invalidate();
-    let failure = provider.token().await.expect_err("the echoing 401");
+    let failure = provider.refresh().await.expect_err("the echoing 401");
     assert_eq!(failure.status(), Some(401));
     audit_error("the provider's failure", &failure);
     let last = provider.last_refresh_error().expect("the failure is kept");
@@ -1059,9 +1059,11 @@ async fn tracing_output_holds_no_secret() {
         "the echo reached the error: {last:?}"
     );
 
-    // The middleware, when no token can be had.
+    // The middleware, when no token can be had: the refused token, still served while
+    // its replacement fails, has expired.
     #[cfg(feature = "middleware")]
     {
+        tokio::time::advance(Duration::from_secs(3600)).await;
         let error = http
             .get(format!("{}{API_PATH}", server.uri()))
             .send()

@@ -52,12 +52,17 @@ pub(crate) fn spawn(work: impl Future<Output = ()> + Send + 'static) {
 /// saved after their token was handed out, leases being given back) to finish. True when
 /// none is left. A process about to exit calls it so that the fleet gets its record.
 pub async fn settle(limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
+    // A limit beyond the clock's range: no deadline.
+    let deadline = tokio::time::Instant::now().checked_add(limit);
     loop {
         let settled = SETTLED.notified();
         if PENDING.load(Ordering::SeqCst) == 0 {
             return true;
         }
+        let Some(deadline) = deadline else {
+            settled.await;
+            continue;
+        };
         if tokio::time::timeout_at(deadline, settled).await.is_err() {
             return PENDING.load(Ordering::SeqCst) == 0;
         }

@@ -1,50 +1,48 @@
 //! [`FileTokenStore`]: the store in a directory on one machine (feature `store`), no
 //! server. One file per key name holds the sealed record (the Redis store's format) behind
-//! a small header with its expiry. Files are written whole to a temporary file and renamed,
-//! so a reader sees the old record or the new one, never half of one.
-//!
-//! The lease is an OS file lock (`flock` on Unix) held open by this process: the kernel
-//! releases it when the holder exits or is killed, so there is no stale lease to wait out.
+//! a small header with its expiry (`file_format.rs`). Files are written whole to a
+//! temporary file and renamed, so a reader sees the old record or the new one, never half
+//! of one. The directory is opened once and used through that handle (`file_dir.rs`); the
+//! lease is a lock file (`file_lease.rs`); housekeeping touches only files that are
+//! provably ours (`file_names.rs`).
 
 use std::{
-    collections::HashMap,
-    fmt::Write as _,
-    fs::{self, File, OpenOptions},
-    io::{self, Write as _},
+    fs::File,
+    io::{self, Read as _, Write as _},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, Weak},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::Mutex,
+    time::{Duration, SystemTime},
 };
 
 use futures_util::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
-use super::{StoreConfig, StoreError, TokenStore};
+use super::{
+    StoreConfig, StoreError, TokenStore,
+    file_dir::CacheDir,
+    file_format::{self, Header, Peek},
+    file_lease::{self, Leases},
+    file_names::{self, Kind},
+};
 use crate::{flow::Flow, sync::lock};
 
-/// Marks a cache file of this library, and its format version.
-const FILE_MAGIC: &[u8; 4] = b"vatf";
-const FILE_VERSION: u8 = 1;
-/// Magic, version, expiry (Unix milliseconds, big endian), flow.
-const FILE_HEADER_BYTES: usize = FILE_MAGIC.len() + 1 + 8 + 1;
-/// Files being written; never read as records.
-const TEMP_PREFIX: &str = ".tmp-";
 /// The directory's own lock: a record's compare-and-delete against a concurrent rename.
 const DIR_LOCK: &str = ".lock";
-/// The suffix of lease names (see `identity.rs`): their files are locks, not records.
-const LEASE_SUFFIX: &str = ":lease";
-/// A temporary file older than this was left by a writer that died.
+/// A temporary file older than this was left by a writer that died; a younger one may be
+/// being written.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
-/// The first and the longest pause between tries of a lock another process holds.
-const LOCK_FIRST_PAUSE: Duration = Duration::from_millis(1);
-const LOCK_MAX_PAUSE: Duration = Duration::from_millis(16);
+/// Saves prune the directory at most this often per store: pruning opens every file.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A token store in a directory: the CLI's cache, or one machine's cron jobs and scripts.
 ///
-/// The directory is created `0700` if missing, and refused if other users can write to it;
-/// files are `0600`. A lease is an OS file lock, released by the kernel when its holder
-/// dies; a waiter blocks on it, within half the operation timeout per try, then reads the
-/// record. `Debug` shows the directory and the keys' public ids, never a key.
+/// The directory is created `0700` if missing, and used only if it belongs to this user,
+/// is not a symbolic link and no other user can write to it; it is opened once, and every
+/// file is reached through that open directory, so swapping the path for a link later
+/// changes nothing. Files are `0600`. A lease is an OS file lock, released by the kernel
+/// when its holder dies and held for the whole fetch; a waiter blocks on it, within half
+/// the operation timeout per try, then reads the record. `Debug` shows the directory and
+/// the keys' public ids, never a key.
 ///
 /// ```no_run
 /// use vipps_access_token::{ClientSecret, store::{FileTokenStore, SealingKeys, StoreConfig}};
@@ -55,24 +53,17 @@ const LOCK_MAX_PAUSE: Duration = Duration::from_millis(16);
 /// # let _ = store; Ok(()) }
 /// ```
 pub struct FileTokenStore {
-    dir: PathBuf,
+    dir: CacheDir,
     config: StoreConfig,
-    /// The leases this process holds, by name: dropping one closes its file, which unlocks.
-    leases: Arc<Mutex<HashMap<String, HeldLease>>>,
-}
-
-/// A lease held by this process.
-struct HeldLease {
-    holder: Vec<u8>,
-    /// Open and locked; the lock lives as long as this file stays open.
-    _file: File,
-    expires: Instant,
+    leases: Leases,
+    /// When a save last pruned the directory (tokio's clock).
+    last_prune: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for FileTokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileTokenStore")
-            .field("dir", &self.dir)
+            .field("dir", &self.dir.path())
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -85,6 +76,8 @@ impl std::fmt::Debug for FileTokenStore {
 pub struct FileEntry {
     /// The key name: the key prefix and an HMAC.
     pub name: String,
+    /// A token's record, or a failure marker.
+    pub kind: FileEntryKind,
     /// The token's flow, when the file says it.
     pub flow: Option<Flow>,
     /// When the record expires; `None` for a file that is not a record of this library
@@ -92,46 +85,70 @@ pub struct FileEntry {
     pub expires_at: Option<SystemTime>,
 }
 
+/// What a [`FileEntry`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileEntryKind {
+    /// A sealed token.
+    Token,
+    /// A failure marker: a fetch for this token failed moments ago, and the processes
+    /// that waited for it were told; it expires within seconds.
+    FailureMarker,
+}
+
 impl FileTokenStore {
     /// A store in `dir`, created (`0700`) if missing. `StoreError::Config` when `dir` is not
-    /// a directory or other users can write to it; `StoreError::Unavailable` when it
-    /// cannot be created (a read-only disk, no permission).
+    /// a directory, other users can write to it, or the key prefix is empty;
+    /// `StoreError::Unavailable` when it cannot be created (a read-only disk, no
+    /// permission), belongs to another user, or is a symbolic link.
     pub fn new(dir: impl Into<PathBuf>, config: StoreConfig) -> Result<Self, StoreError> {
-        let dir = dir.into();
-        match create_private_dir(&dir) {
-            // A file in its place: `check_private` says so.
-            Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::Unavailable(format!(
-                    "cannot create the token cache directory {}: {error}",
-                    dir.display()
-                )));
-            }
-            _ => {}
-        }
-        check_private(&dir)?;
-        Ok(Self {
+        check_prefix(&config)?;
+        Ok(Self::with_dir(CacheDir::create(&dir.into())?, config))
+    }
+
+    /// The store in `dir` if the directory exists (nothing is created: for listing and
+    /// clearing), `None` if it does not; refused as [`Self::new`] refuses.
+    pub fn open_existing(
+        dir: impl AsRef<Path>,
+        config: StoreConfig,
+    ) -> Result<Option<Self>, StoreError> {
+        check_prefix(&config)?;
+        let dir = CacheDir::existing(dir.as_ref())?;
+        Ok(dir.map(|dir| Self::with_dir(dir, config)))
+    }
+
+    fn with_dir(dir: CacheDir, config: StoreConfig) -> Self {
+        Self {
             dir,
             config,
-            leases: Arc::default(),
-        })
+            leases: Leases::default(),
+            last_prune: Mutex::new(None),
+        }
     }
 
-    /// The directory the records are in.
+    /// The directory the records are in, as it was given.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
-    /// The records under this store's key prefix, by name (leases and files being written
-    /// left out). For listing: it opens nothing.
+    /// The token records and failure markers under this store's key prefix, by name
+    /// (leases, probes and files being written left out). For listing: it reads headers
+    /// only.
     pub fn entries(&self) -> Result<Vec<FileEntry>, StoreError> {
         let mut entries = Vec::new();
-        for (name, path) in self.own_files()? {
-            if name.ends_with(LEASE_SUFFIX) {
-                continue;
-            }
-            let header = read_header(&path);
+        for (file, key, kind) in self.own_files()? {
+            let kind = match kind {
+                Kind::Record => FileEntryKind::Token,
+                Kind::FailureMarker => FileEntryKind::FailureMarker,
+                Kind::Lease | Kind::Probe => continue,
+            };
+            let header = match self.peek(&file) {
+                Some(Peek::Ours(header)) => header,
+                _ => None,
+            };
             entries.push(FileEntry {
-                name,
+                name: key,
+                kind,
                 flow: header.as_ref().and_then(|h| h.flow),
                 expires_at: header.map(|h| h.expires_at),
             });
@@ -140,90 +157,172 @@ impl FileTokenStore {
         Ok(entries)
     }
 
-    /// Removes every record and lease file under this store's key prefix, and any file
-    /// left half written; the number of records removed. A lease held meanwhile stays
-    /// held (its file is open); at worst one more fetch follows.
+    /// What the first bytes of `file` say, if it can be read.
+    fn peek(&self, file: &str) -> Option<Peek> {
+        let opened = self.dir.open_file(file).ok()??;
+        file_format::peek(&opened).ok()
+    }
+
+    /// Removes every file of this store that is provably its own: records, markers and
+    /// probes of its name shape with its header, lease files nobody holds, and files left
+    /// half written long ago. The number of token records removed. A file of another
+    /// shape, prefix or content is left alone.
     pub fn clear(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
-        for (name, path) in self.own_files()? {
-            fs::remove_file(&path).map_err(|error| self.failed("remove", &path, error))?;
-            removed += usize::from(!name.ends_with(LEASE_SUFFIX));
+        for (file, _, kind) in self.own_files()? {
+            let gone = match kind {
+                Kind::Lease => file_lease::remove_if_free(&self.dir, &file),
+                Kind::Record | Kind::FailureMarker | Kind::Probe => {
+                    self.remove_ours_if(&file, |_| true)
+                }
+            };
+            let gone = gone.map_err(|error| self.failed("remove", &file, error))?;
+            removed += usize::from(gone && kind == Kind::Record);
         }
-        for path in self.temp_files()? {
-            let _ = fs::remove_file(path);
-        }
+        self.remove_stale_temp_files();
         Ok(removed)
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(file_name(key))
-    }
-
-    fn failed(&self, operation: &str, path: &Path, error: io::Error) -> StoreError {
+    fn failed(&self, operation: &str, file: &str, error: io::Error) -> StoreError {
         StoreError::Unavailable(format!(
             "cannot {operation} {}: {error} (a read-only or full disk, or no permission?)",
-            path.display()
+            self.dir.path().join(file).display()
         ))
     }
 
-    /// The files of this store (key names under its prefix), with their paths.
-    fn own_files(&self) -> Result<Vec<(String, PathBuf)>, StoreError> {
-        let listing = fs::read_dir(&self.dir).map_err(|e| self.failed("list", &self.dir, e))?;
-        Ok(listing
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = key_name(entry.file_name().to_str()?)?;
-                name.starts_with(&self.config.key_prefix)
-                    .then(|| (name, entry.path()))
+    /// The files of this store's name shapes: file name, key name, kind.
+    fn own_files(&self) -> Result<Vec<(String, String, Kind)>, StoreError> {
+        let names = self
+            .dir
+            .names()
+            .map_err(|error| self.failed("list", ".", error))?;
+        Ok(names
+            .into_iter()
+            .filter_map(|file| {
+                let key = file_names::key_name(&file)?;
+                let kind = file_names::kind_of(&key, &self.config.key_prefix)?;
+                Some((file, key, kind))
             })
             .collect())
     }
 
-    fn temp_files(&self) -> Result<Vec<PathBuf>, StoreError> {
-        let listing = fs::read_dir(&self.dir).map_err(|e| self.failed("list", &self.dir, e))?;
-        Ok(listing
-            .filter_map(Result::ok)
-            .filter(|entry| entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
-            .map(|entry| entry.path())
-            .collect())
+    /// Removes `file` if it starts with this library's magic and `remove` accepts its
+    /// header (`None`: another version's, or truncated); under the directory's lock, so
+    /// that a record renamed into place meanwhile is not the one removed.
+    fn remove_ours_if(
+        &self,
+        file: &str,
+        remove: impl Fn(Option<&Header>) -> bool,
+    ) -> io::Result<bool> {
+        let _dir_lock = self.lock_dir()?;
+        let Some(opened) = self.dir.open_file(file)? else {
+            return Ok(false);
+        };
+        let wanted = match file_format::peek(&opened)? {
+            Peek::Foreign => false,
+            Peek::Ours(header) => remove(header.as_ref()),
+        };
+        if wanted {
+            self.dir.remove(file)?;
+        }
+        Ok(wanted)
+    }
+
+    /// Removes temporary files of our shape older than [`STALE_TEMP_AGE`]: their writer
+    /// died (a write takes microseconds). Best effort.
+    fn remove_stale_temp_files(&self) {
+        let now = SystemTime::now();
+        for file in self.dir.names().unwrap_or_default() {
+            if !file_names::is_temp_name(&file) {
+                continue;
+            }
+            let stale = self.dir.open_file(&file).ok().flatten().is_some_and(|f| {
+                f.metadata()
+                    .and_then(|meta| meta.modified())
+                    .is_ok_and(|at| now.duration_since(at).unwrap_or_default() > STALE_TEMP_AGE)
+            });
+            if stale {
+                let _ = self.dir.remove(&file);
+            }
+        }
+    }
+
+    /// Removes expired records, markers and probes, lease files nobody holds, and stale
+    /// temporary files; at most once per [`PRUNE_INTERVAL`] per store, so that a save does
+    /// not open every file. Best effort: whatever it cannot remove stays a miss.
+    fn prune_now_and_then(&self) {
+        {
+            let mut last = lock(&self.last_prune);
+            let now = Instant::now();
+            if last.is_some_and(|at| now.saturating_duration_since(at) < PRUNE_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let now = SystemTime::now();
+        for (file, _, kind) in self.own_files().unwrap_or_default() {
+            let _ = match kind {
+                Kind::Lease => file_lease::remove_if_free(&self.dir, &file),
+                Kind::Record | Kind::FailureMarker | Kind::Probe => {
+                    self.remove_ours_if(&file, |header| header.is_some_and(|h| h.expires_at <= now))
+                }
+            };
+        }
+        self.remove_stale_temp_files();
+    }
+
+    /// Takes the directory's lock, held for a rename or a compare-and-delete: microseconds.
+    fn lock_dir(&self) -> io::Result<File> {
+        let file = self.dir.open_lock(DIR_LOCK)?;
+        file.lock()?;
+        Ok(file)
     }
 
     fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path(key);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(self.failed("read", &path, error)),
+        let file = file_names::file_name(key);
+        let bytes = match self.dir.open_file(&file).and_then(|f| read_all(f.as_ref())) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(self.failed("read", &file, error)),
         };
-        let (header, record) = parse(&bytes)?;
+        let (header, record) = file_format::parse(&bytes)?;
         if header.expires_at <= SystemTime::now() {
             // The normal end of a cached token, not a fault: the next fetch replaces it.
-            tracing::debug!(path = %path.display(), "cached vipps token record expired");
+            tracing::debug!(file = %file, "cached vipps token record expired");
             return Ok(None);
         }
         Ok(Some(record.to_vec()))
     }
 
     fn write(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        if file_names::is_lease(key) {
+            return Err(lease_is_a_lock(key));
+        }
         let header = Header {
-            expires_at: SystemTime::now() + ttl,
+            expires_at: file_format::expiry_after(ttl),
             flow: self.flow_of(key, value),
         };
         let mut bytes = header.encode();
         bytes.extend_from_slice(value);
-        let temp = self
-            .dir
-            .join(format!("{TEMP_PREFIX}{:032x}", fastrand::u128(..)));
-        let written = write_private(&temp, &bytes).and_then(|()| {
+        let (file, temp) = (file_names::file_name(key), file_names::new_temp_name());
+        let written = self.write_new(&temp, &bytes).and_then(|()| {
             let _dir_lock = self.lock_dir()?;
-            fs::rename(&temp, self.path(key))
+            self.dir.rename(&temp, &file)
         });
         if let Err(error) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(self.failed("write", &self.path(key), error));
+            let _ = self.dir.remove(&temp);
+            return Err(self.failed("write", &file, error));
         }
-        self.prune();
+        self.prune_now_and_then();
         Ok(())
+    }
+
+    /// Writes `bytes` to the new file `temp` and flushes it to disk before it is renamed
+    /// into place.
+    fn write_new(&self, temp: &str, bytes: &[u8]) -> io::Result<()> {
+        let mut file = self.dir.create_new(temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
     }
 
     /// The flow of a record this store can open, for `cache list`; written in the clear,
@@ -243,151 +342,53 @@ impl FileTokenStore {
         }
     }
 
-    /// Removes expired records and files left half written by a writer that died. Best
-    /// effort: whatever it cannot remove stays a miss.
-    fn prune(&self) {
-        let now = SystemTime::now();
-        for (name, path) in self.own_files().unwrap_or_default() {
-            let expired = read_header(&path).is_some_and(|header| header.expires_at <= now);
-            if expired && !name.ends_with(LEASE_SUFFIX) {
-                let _ = fs::remove_file(path);
-            }
+    /// A lease name: whoever holds it, here or in another process. Any other name: its
+    /// record.
+    fn get_now(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !file_names::is_lease(key) {
+            return self.read(key);
         }
-        for path in self.temp_files().unwrap_or_default() {
-            let stale = fs::metadata(&path)
-                .and_then(|meta| meta.modified())
-                .is_ok_and(|modified| {
-                    now.duration_since(modified).unwrap_or_default() > STALE_TEMP_AGE
-                });
-            if stale {
-                let _ = fs::remove_file(path);
-            }
+        if let Some(holder) = self.leases.holder(key) {
+            return Ok(Some(holder));
         }
-    }
-
-    /// Takes the directory's lock, held for a rename or a compare-and-delete: microseconds.
-    fn lock_dir(&self) -> io::Result<File> {
-        let file = open_lock_file(&self.dir.join(DIR_LOCK))?;
-        file.lock()?;
-        Ok(file)
-    }
-
-    /// The lease: an OS lock on the lease's file, waited for within half the operation
-    /// timeout (the caller looks at the record between tries).
-    async fn take_lease(
-        &self,
-        key: &str,
-        holder: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.drop_expired_leases();
-        let path = self.path(key);
-        let file = open_lock_file(&path).map_err(|error| self.failed("lock", &path, error))?;
-        let deadline = Instant::now() + self.config.operation_timeout / 2;
-        let mut pause = LOCK_FIRST_PAUSE;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(error)) => {
-                    return Err(self.failed("lock", &path, error));
-                }
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(LOCK_MAX_PAUSE);
-        }
-        let expires = Instant::now() + ttl;
-        lock(&self.leases).insert(
-            key.to_owned(),
-            HeldLease {
-                holder: holder.to_vec(),
-                _file: file,
-                expires,
-            },
-        );
-        expire_lease_later(Arc::downgrade(&self.leases), key, holder, expires);
-        Ok(true)
-    }
-
-    /// A lease whose holder forgot it (its task was cancelled) lasts its TTL, as in Redis.
-    fn drop_expired_leases(&self) {
-        let now = Instant::now();
-        lock(&self.leases).retain(|_, lease| lease.expires > now);
+        let file = file_names::file_name(key);
+        file_lease::holder_elsewhere(&self.dir, &file)
+            .map_err(|error| self.failed("read", &file, error))
     }
 
     fn delete_if_equal_now(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
-        {
-            let mut leases = lock(&self.leases);
-            if let Some(lease) = leases.get(key) {
-                let ours = lease.holder == value;
-                if ours {
-                    leases.remove(key);
-                }
-                return Ok(ours);
+        if let Some(released) = self.leases.release(key, value) {
+            return Ok(released);
+        }
+        if file_names::is_lease(key) {
+            return Ok(false); // another process's lock: only its holder lets go
+        }
+        let file = file_names::file_name(key);
+        let deleted = (|| {
+            let _dir_lock = self.lock_dir()?;
+            let Some(bytes) = read_all(self.dir.open_file(&file)?.as_ref())? else {
+                return Ok(false);
+            };
+            if !file_format::parse(&bytes).is_ok_and(|(_, record)| record == value) {
+                return Ok(false);
             }
-        }
-        let path = self.path(key);
-        let _dir_lock = self
-            .lock_dir()
-            .map_err(|error| self.failed("lock", &self.dir, error))?;
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(error) => return Err(self.failed("read", &path, error)),
-        };
-        if parse(&bytes).is_ok_and(|(_, record)| record == value) {
-            fs::remove_file(&path).map_err(|error| self.failed("remove", &path, error))?;
-            return Ok(true);
-        }
-        Ok(false)
+            self.dir.remove(&file)?;
+            Ok(true)
+        })();
+        deleted.map_err(|error| self.failed("remove", &file, error))
     }
-}
-
-/// Releases the lease at `expires` if `holder` still holds it, on the current runtime (if
-/// any; otherwise the next `put_if_absent` of this store drops it). The moment is fixed
-/// here, not when the task first runs.
-fn expire_lease_later(
-    leases: Weak<Mutex<HashMap<String, HeldLease>>>,
-    key: &str,
-    holder: &[u8],
-    expires: Instant,
-) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let (key, holder) = (key.to_owned(), holder.to_vec());
-    runtime.spawn(async move {
-        tokio::time::sleep_until(expires).await;
-        if let Some(leases) = leases.upgrade() {
-            let mut leases = lock(&leases);
-            if leases.get(&key).is_some_and(|lease| lease.holder == holder) {
-                leases.remove(&key);
-            }
-        }
-    });
 }
 
 impl TokenStore for FileTokenStore {
     // Reads and writes of small local files take microseconds: done in place, not on a
     // blocking thread, which would cost more than the work.
-    /// A lease is not a record: its file is an empty lock file. Its value is known only to
-    /// the process holding it (ours, or none that we can read: the kernel tells who holds it
-    /// only by refusing the lock).
+    /// A lease name gives its holder: this process's, or the one another process wrote
+    /// into the lease file while it holds the lock (a free lock: `None`).
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        async move {
-            if key.ends_with(LEASE_SUFFIX) {
-                return Ok(lock(&self.leases)
-                    .get(key)
-                    .map(|lease| lease.holder.clone()));
-            }
-            self.read(key)
-        }
-        .boxed()
+        async move { self.get_now(key) }.boxed()
     }
 
+    /// Refused for a lease name: a lease file is a lock, never replaced.
     fn put<'a>(
         &'a self,
         key: &'a str,
@@ -398,15 +399,23 @@ impl TokenStore for FileTokenStore {
     }
 
     /// An OS lock on the file of `key`, held by this process until
-    /// [`delete_if_equal`](TokenStore::delete_if_equal) with the same value, `ttl`, or the
-    /// process's end; the value is known to this process only.
+    /// [`delete_if_equal`](TokenStore::delete_if_equal) with the same value, `ttl` without
+    /// a renewal, or the process's end; `value` is written into the file for others to
+    /// read.
     fn put_if_absent<'a>(
         &'a self,
         key: &'a str,
         value: &'a [u8],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.take_lease(key, value, ttl).boxed()
+        async move {
+            let wait = self.config.operation_timeout / 2;
+            self.leases
+                .take(&self.dir, key, value, ttl, wait)
+                .await
+                .map_err(|error| self.failed("lock", &file_names::file_name(key), error))
+        }
+        .boxed()
     }
 
     fn delete_if_equal<'a>(
@@ -417,213 +426,57 @@ impl TokenStore for FileTokenStore {
         async move { self.delete_if_equal_now(key, value) }.boxed()
     }
 
+    /// A lease is renewed in this process only (the lock file is not touched): true when
+    /// `value` is the holder of the lease this process holds. Any other key: read, compare,
+    /// write (not atomic).
+    fn extend_if_equal<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move {
+            if file_names::is_lease(key) {
+                return Ok(self.leases.extend(key, value, ttl));
+            }
+            if self.read(key)?.as_deref() != Some(value) {
+                return Ok(false);
+            }
+            self.write(key, value, ttl)?;
+            Ok(true)
+        }
+        .boxed()
+    }
+
     fn config(&self) -> &StoreConfig {
         &self.config
     }
 }
 
-/// What a cache file says about its record, in the clear.
-struct Header {
-    expires_at: SystemTime,
-    flow: Option<Flow>,
+/// Everything in `file`, if there is one.
+fn read_all(file: Option<&File>) -> io::Result<Option<Vec<u8>>> {
+    let Some(mut file) = file else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
-impl Header {
-    fn encode(&self) -> Vec<u8> {
-        let millis = self
-            .expires_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let flow = match self.flow {
-            None => 0,
-            Some(Flow::Standard) => 1,
-            Some(Flow::Partner) => 2,
-            Some(Flow::Legacy) => 3,
-        };
-        let mut bytes = Vec::with_capacity(FILE_HEADER_BYTES);
-        bytes.extend_from_slice(FILE_MAGIC);
-        bytes.push(FILE_VERSION);
-        bytes.extend_from_slice(&millis.to_be_bytes());
-        bytes.push(flow);
-        bytes
-    }
-}
-
-/// The header and the sealed record of a cache file.
-fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), StoreError> {
-    if bytes.len() < FILE_HEADER_BYTES || !bytes.starts_with(FILE_MAGIC) {
-        return Err(StoreError::Corrupt(
-            "the cache file is truncated or not one of this library's; the next fetch \
-             replaces it"
+/// An empty key prefix would make every file of the directory look like ours.
+fn check_prefix(config: &StoreConfig) -> Result<(), StoreError> {
+    if config.key_prefix.is_empty() {
+        return Err(StoreError::Config(
+            "the key prefix is empty: the file store needs one to tell its files from \
+             others; keep the default, or set a non-empty prefix"
                 .to_owned(),
         ));
-    }
-    let version = bytes[FILE_MAGIC.len()];
-    if version != FILE_VERSION {
-        return Err(StoreError::Foreign(format!(
-            "cache file format version {version}, this build reads version {FILE_VERSION}; \
-             the next fetch replaces it"
-        )));
-    }
-    let (header, record) = bytes.split_at(FILE_HEADER_BYTES);
-    let mut millis = [0; 8];
-    millis.copy_from_slice(&header[FILE_MAGIC.len() + 1..FILE_MAGIC.len() + 9]);
-    let expires_at = UNIX_EPOCH
-        .checked_add(Duration::from_millis(u64::from_be_bytes(millis)))
-        .unwrap_or(UNIX_EPOCH);
-    let flow = match header[FILE_HEADER_BYTES - 1] {
-        1 => Some(Flow::Standard),
-        2 => Some(Flow::Partner),
-        3 => Some(Flow::Legacy),
-        _ => None,
-    };
-    Ok((Header { expires_at, flow }, record))
-}
-
-/// The header of the file at `path`, if it is a cache file of this library.
-fn read_header(path: &Path) -> Option<Header> {
-    let bytes = fs::read(path).ok()?;
-    parse(&bytes).ok().map(|(header, _)| header)
-}
-
-/// A key name as a file name: letters, digits, `-`, `_`, `:` (Unix) and `.` (not first)
-/// as they are, any other byte as `%XX`; so no name can leave the directory or collide
-/// with the store's own dot files.
-fn file_name(key: &str) -> String {
-    let mut name = String::with_capacity(key.len());
-    for (index, byte) in key.bytes().enumerate() {
-        let plain = byte.is_ascii_alphanumeric()
-            || matches!(byte, b'-' | b'_')
-            || (byte == b':' && cfg!(unix))
-            || (byte == b'.' && index > 0);
-        if plain {
-            name.push(char::from(byte));
-        } else {
-            let _ = write!(name, "%{byte:02X}");
-        }
-    }
-    name
-}
-
-/// The key name of a file name made by [`file_name`]; `None` for any other file.
-fn key_name(file: &str) -> Option<String> {
-    if file.starts_with('.') {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(file.len());
-    let mut rest = file.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(byte);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok()
-}
-
-/// Creates `dir` and any missing parent, `0700` on Unix.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Refuses a directory that other users can write to: they could remove records, or put
-/// back an old one.
-fn check_private(dir: &Path) -> Result<(), StoreError> {
-    let meta = fs::metadata(dir).map_err(|error| {
-        StoreError::Unavailable(format!(
-            "cannot read the token cache directory {}: {error}",
-            dir.display()
-        ))
-    })?;
-    if !meta.is_dir() {
-        return Err(StoreError::Config(format!(
-            "the token cache {} is not a directory: remove it, or choose another directory",
-            dir.display()
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(StoreError::Config(format!(
-                "the token cache directory {} can be written by other users (mode {mode:o}): \
-                 make it private with `chmod 700 {}`, or choose another directory",
-                dir.display(),
-                dir.display()
-            )));
-        }
     }
     Ok(())
 }
 
-/// Writes `bytes` to a new file at `path`, `0600` on Unix, and flushes it to disk before
-/// it is renamed into place.
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Opens (creating, `0600`) a file that exists to be locked.
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_stay_in_the_directory_and_read_back() {
-        for key in [
-            "vipps-access-token:0a1b",
-            "a/../../etc/passwd",
-            ".hidden",
-            "p%x",
-            "ü",
-        ] {
-            let name = file_name(key);
-            assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
-            assert_eq!(key_name(&name).as_deref(), Some(key));
-        }
-        assert_eq!(key_name(".lock"), None);
-        assert_eq!(key_name("bad%4"), None);
-    }
-
-    #[test]
-    fn a_header_reads_back_and_a_short_file_is_corrupt() {
-        let header = Header {
-            expires_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-            flow: Some(Flow::Partner),
-        };
-        let mut bytes = header.encode();
-        bytes.extend_from_slice(b"sealed");
-        let (read, record) = parse(&bytes).unwrap();
-        assert_eq!(read.expires_at, header.expires_at);
-        assert_eq!(read.flow, Some(Flow::Partner));
-        assert_eq!(record, b"sealed");
-        assert!(matches!(
-            parse(&bytes[..FILE_HEADER_BYTES - 1]),
-            Err(StoreError::Corrupt(_))
-        ));
-        bytes[FILE_MAGIC.len()] = 9;
-        assert!(matches!(parse(&bytes), Err(StoreError::Foreign(_))));
-    }
+fn lease_is_a_lock(key: &str) -> StoreError {
+    StoreError::Config(format!(
+        "{key} is a lease: its file is a lock, never written as a record"
+    ))
 }

@@ -13,7 +13,7 @@ use super::{StoreConfig, seal::KeyRef};
 
 /// The suffix of a token's lease key: held by the one process fetching for the fleet.
 const LEASE_SUFFIX: &str = ":lease";
-/// The suffix of a token's failure marker: the holder whose fetch just failed.
+/// The suffix of a token's failure marker: whose fetch just failed, and why (sealed).
 const FAILURE_SUFFIX: &str = ":failed";
 
 /// The names of one token's keys, all in one Redis Cluster slot.
@@ -24,7 +24,7 @@ pub struct TokenKeys {
     pub records: Vec<String>,
     /// The lease: held by the one process fetching for the fleet.
     pub lease: String,
-    /// The failure marker: names the holder whose fetch failed, for a few seconds.
+    /// The failure marker: whose fetch failed and why (sealed), for a few seconds.
     pub failure: String,
 }
 

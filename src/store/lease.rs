@@ -143,7 +143,13 @@ pub(crate) async fn renewed_while<F: Future>(
     budget: Duration,
     fetch: F,
 ) -> F::Output {
-    let renewing = renew(store, lease, holder, ttl, Instant::now() + budget);
+    let renewing = renew(
+        store,
+        lease,
+        holder,
+        ttl,
+        Instant::now().checked_add(budget),
+    );
     let fetch = std::pin::pin!(fetch);
     let renewing = std::pin::pin!(renewing);
     match select(fetch, renewing).await {
@@ -153,12 +159,18 @@ pub(crate) async fn renewed_while<F: Future>(
 }
 
 /// Extends the lease every third of its life; returns when it is lost, when the store
-/// fails (the lease then expires by itself), or at `until`.
-async fn renew(store: &dyn TokenStore, lease: &str, holder: &[u8], ttl: Duration, until: Instant) {
+/// fails (the lease then expires by itself), or at `until` (`None`: beyond the clock).
+async fn renew(
+    store: &dyn TokenStore,
+    lease: &str,
+    holder: &[u8],
+    ttl: Duration,
+    until: Option<Instant>,
+) {
     let every = ttl / 3;
     loop {
         tokio::time::sleep(every).await;
-        if Instant::now() >= until {
+        if until.is_some_and(|until| Instant::now() >= until) {
             return;
         }
         let limit = store.config().operation_timeout.min(every);

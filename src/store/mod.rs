@@ -7,12 +7,22 @@
 //! resource). A store that is down, slow, full or holding a record it cannot open is
 //! treated as a miss: the provider warns and fetches directly, it never fails because of it.
 //!
+//! When the one process fetching for the fleet fails, it leaves a failure marker (sealed:
+//! the kind of failure, the HTTP status, the redacted message) for twice the lease TTL
+//! (4 s by default): every process that looks meanwhile returns that error
+//! ([`crate::Error::Shared`]) instead of asking the API again.
+//!
 //! [`FileTokenStore`] keeps the records in a directory on one machine (no server); enable
 //! feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
 //! key-value store with atomic "set if absent" and "delete if equal".
 
 mod background;
+mod failure;
 mod file;
+mod file_dir;
+mod file_format;
+mod file_lease;
+mod file_names;
 mod identity;
 mod lease;
 mod record;
@@ -32,7 +42,7 @@ use std::{sync::Arc, time::Duration};
 use futures_util::future::BoxFuture;
 
 pub use background::settle;
-pub use file::{FileEntry, FileTokenStore};
+pub use file::{FileEntry, FileEntryKind, FileTokenStore};
 pub(crate) use identity::TokenIdentity;
 pub use identity::TokenKeys;
 #[cfg(feature = "redis")]
@@ -49,6 +59,11 @@ pub const DEFAULT_KEY_PREFIX: &str = "vipps-access-token:";
 /// How long one store operation may take before the provider gives up on the store and
 /// fetches directly, by default: a store must never make a token slower than a fetch.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How long connecting to the store may take by default, apart from the operation that
+/// needed the connection: a store far away (a slow TLS handshake, another region) is still
+/// used, while [`DEFAULT_OPERATION_TIMEOUT`] bounds each operation once connected.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a lease (the right to fetch for the fleet) lasts by default. Short, so that a
 /// holder that dies is replaced within seconds; its holder renews it while its fetch runs
@@ -97,12 +112,20 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// The sealing keys, key prefix and timings records are kept with.
     fn config(&self) -> &StoreConfig;
 
-    /// Reads a token's records and, unless one of them has more than `min_life` left,
-    /// takes its lease for `holder` (`SET NX PX lease_ttl`); says who holds the lease
-    /// otherwise, and whether a failure marker is set.
+    /// Connects, if the store needs a connection and has none, within
+    /// [`StoreConfig::connect_timeout`]; called before each operation, outside its
+    /// [`StoreConfig::operation_timeout`]. The default has nothing to connect.
+    fn connect(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Reads a token's records and its failure marker and, unless one of the records has
+    /// more than `min_life` left or the marker is set, takes its lease for `holder`
+    /// (`SET NX PX lease_ttl`); says who holds the lease otherwise.
     ///
-    /// The default reads each key in turn and takes the lease only when no record exists
-    /// (it cannot see a record's life left; the caller then leases on its own).
+    /// The default reads each key in turn and takes the lease only when no record and no
+    /// marker exists (it cannot see a record's life left; the caller then leases on its
+    /// own). After taking it, it looks again: a holder may have finished meanwhile.
     fn read_or_lease<'a>(
         &'a self,
         keys: &'a TokenKeys,
@@ -116,14 +139,21 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
             for name in &keys.records {
                 records.push(record_or_miss(self.get(name).await)?);
             }
-            let failed = self.get(&keys.failure).await?;
-            let leased = records.iter().all(Option::is_none)
+            let mut failed = self.get(&keys.failure).await?;
+            let mut leased = records.iter().all(Option::is_none)
+                && failed.is_none()
                 && self.put_if_absent(&keys.lease, holder, lease_ttl).await?;
             if leased {
-                // Not atomic: a holder may have saved its record and let go of the lease
-                // between our look and our lease. Look again, or we would fetch twice.
+                // Not atomic: a holder may have saved its record, or failed, and let go of
+                // the lease between our look and our lease. Look again, or we would fetch
+                // twice.
                 for (record, name) in records.iter_mut().zip(&keys.records) {
                     *record = record_or_miss(self.get(name).await)?;
+                }
+                failed = self.get(&keys.failure).await?;
+                if failed.is_some() {
+                    self.delete_if_equal(&keys.lease, holder).await?;
+                    leased = false;
                 }
             }
             let lease_holder = if leased {
@@ -177,16 +207,19 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
         })
     }
 
-    /// Marks `holder`'s fetch as failed for `marker_ttl`, so that the processes waiting for
-    /// it stop waiting, and gives the lease back if `holder` still holds it.
+    /// Sets the failure marker to `marker` (the sealed summary of `holder`'s failed fetch)
+    /// for `marker_ttl`, so that the processes waiting for it return that failure, and
+    /// gives the lease back if `holder` still holds it. The marker is set first: no process
+    /// can take the lease and miss it.
     fn fail_and_release<'a>(
         &'a self,
         keys: &'a TokenKeys,
         holder: &'a [u8],
+        marker: &'a [u8],
         marker_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.put(&keys.failure, holder.to_vec(), marker_ttl).await?;
+            self.put(&keys.failure, marker.to_vec(), marker_ttl).await?;
             self.delete_if_equal(&keys.lease, holder).await?;
             Ok(())
         })
@@ -224,7 +257,7 @@ pub struct Lookup {
     pub leased: bool,
     /// Who holds the lease, when the caller did not get it.
     pub lease_holder: Option<Vec<u8>>,
-    /// The holder whose fetch failed last, while its failure marker lives.
+    /// The failure marker (sealed) of the holder whose fetch failed last, while it lives.
     pub failed: Option<Vec<u8>>,
 }
 
@@ -252,20 +285,25 @@ pub struct StoreConfig {
     pub keys: SealingKeys,
     /// Put before every key name, so that one Redis can serve many applications.
     pub key_prefix: String,
-    /// How long one store operation may take before the store is treated as down.
+    /// How long one store operation may take before the store is treated as down, once
+    /// connected.
     pub operation_timeout: Duration,
-    /// How long a lease lasts; a process that dies holding one is replaced after it.
+    /// How long connecting may take, apart from the operation that needed it.
+    pub connect_timeout: Duration,
+    /// How long a lease lasts; a process that dies holding one is replaced after it. A
+    /// failed fetch's marker lives twice as long.
     pub lease_ttl: Duration,
 }
 
 impl StoreConfig {
     /// The defaults ([`DEFAULT_KEY_PREFIX`], [`DEFAULT_OPERATION_TIMEOUT`],
-    /// [`DEFAULT_LEASE_TTL`]) with `keys`.
+    /// [`DEFAULT_CONNECT_TIMEOUT`], [`DEFAULT_LEASE_TTL`]) with `keys`.
     pub fn new(keys: SealingKeys) -> Self {
         Self {
             keys,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             lease_ttl: DEFAULT_LEASE_TTL,
         }
     }

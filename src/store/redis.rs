@@ -1,7 +1,9 @@
 //! [`RedisTokenStore`]: the store on Redis 7 or Valkey (feature `redis`): one server, a
 //! Redis Cluster or a Sentinel-managed master, plain or TLS. Each step of a token is one
-//! round trip (a Lua script, see `redis_scripts.rs`); a connection that breaks is made
-//! again on the next operation, a server's error reply is only an error.
+//! round trip (a Lua script, see `redis_scripts.rs`). Connecting has its own timeout, apart
+//! from the first operation's; a connection that breaks is made again on the next
+//! operation; a server's error reply is only an error, except `WRONGTYPE`: a key of ours
+//! holding another type is deleted and the operation tried once more.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -12,7 +14,7 @@ use super::{
     Lookup, StoreConfig, StoreError, TokenKeys, TokenStore,
     redis_link::{Connector, Link},
     redis_scripts::{
-        DELETE_IF_EQUAL, EXTEND_IF_EQUAL, FAIL_AND_RELEASE, READ_OR_LEASE, SAVE_AND_RELEASE,
+        DELETE_IF_EQUAL, EXTEND_IF_EQUAL, FAIL_AND_RELEASE, READ_OR_LEASE, REPAIR, SAVE_AND_RELEASE,
     },
     redis_url,
 };
@@ -42,6 +44,9 @@ struct Inner {
     /// The connection, made on first use and dropped after a broken connection or a
     /// timeout, so that the next operation connects again from the runtime it runs on.
     link: std::sync::Mutex<Option<Link>>,
+    /// Held while connecting: concurrent operations wait for one connection, not each
+    /// make their own.
+    connecting: tokio::sync::Mutex<()>,
     config: StoreConfig,
 }
 
@@ -86,13 +91,16 @@ impl RedisTokenStore {
             ensure_tls_provider();
         }
         let address = target.address.clone();
-        let connector = Connector::new(target, ca, config.operation_timeout)
-            .map_err(|error| StoreError::Config(format!("the store URL was refused: {error}")))?;
+        let connector =
+            Connector::new(target, ca, config.connect_timeout, config.operation_timeout).map_err(
+                |error| StoreError::Config(format!("the store URL was refused: {error}")),
+            )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 connector,
                 address,
                 link: std::sync::Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
                 config,
             }),
         })
@@ -106,12 +114,52 @@ impl RedisTokenStore {
         if let Some(link) = lock(&self.inner.link).as_ref() {
             return Ok(link.clone());
         }
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(link) = lock(&self.inner.link).as_ref() {
+            return Ok(link.clone());
+        }
+        let config = &self.inner.config;
         let made = self
             .inner
             .connector
-            .connect(self.inner.config.operation_timeout)
+            .connect(config.connect_timeout, config.operation_timeout)
             .await?;
         Ok(lock(&self.inner.link).get_or_insert(made).clone())
+    }
+
+    /// Runs one operation on `keys`; a `WRONGTYPE` answer (one of them holds a list, a
+    /// hash...) deletes those of the wrong type and tries once more, after a warning.
+    async fn run<T, F>(
+        &self,
+        keys: &[&[u8]],
+        operation: impl Fn(Link) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
+        match self.attempt(&operation).await {
+            Err(error) if is_wrong_type(&error) => {
+                let repaired: Result<i64, RedisError> = self
+                    .attempt(|mut link| async move {
+                        let mut invocation = REPAIR.prepare_invoke();
+                        for key in keys {
+                            invocation.key(*key);
+                        }
+                        invocation.invoke_async(&mut link).await
+                    })
+                    .await;
+                let deleted = repaired.map_err(|error| unavailable(&error))?;
+                tracing::warn!(
+                    deleted,
+                    "vipps token store: deleted keys of another type than a string \
+                     (WRONGTYPE) under this token's names; trying again"
+                );
+                self.attempt(&operation)
+                    .await
+                    .map_err(|error| unavailable(&error))
+            }
+            outcome => outcome.map_err(|error| unavailable(&error)),
+        }
     }
 
     /// Runs one operation. A broken connection is dropped and the operation tried once
@@ -119,7 +167,7 @@ impl RedisTokenStore {
     /// replacement belongs to the caller's runtime). An error reply from the server is
     /// returned as it is, the connection kept. An operation given up on (a timeout
     /// around it) drops the connection too.
-    async fn run<T, F>(&self, operation: impl Fn(Link) -> F) -> Result<T, StoreError>
+    async fn attempt<T, F>(&self, operation: impl Fn(Link) -> F) -> Result<T, RedisError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {
@@ -139,12 +187,12 @@ impl RedisTokenStore {
                 Err(error) if self.inner.connector.needs_new_connection(&error) => {
                     drop(reset);
                     if tries == 0 {
-                        return Err(unavailable(&error));
+                        return Err(error);
                     }
                 }
                 Err(error) => {
                     reset.0 = None;
-                    return Err(unavailable(&error));
+                    return Err(error);
                 }
             }
         }
@@ -157,7 +205,7 @@ impl RedisTokenStore {
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
-        self.run(move |mut link| async move {
+        self.run(keys, move |mut link| async move {
             let mut invocation = script.prepare_invoke();
             for key in keys {
                 invocation.key(*key);
@@ -182,6 +230,12 @@ impl Drop for ForgetConnectionOnDrop<'_> {
     }
 }
 
+/// Whether the server answered `WRONGTYPE`: a key holds another type than a string. (Redis
+/// 7 passes a script's error code on; older servers wrap it in `ERR`.)
+fn is_wrong_type(error: &RedisError) -> bool {
+    error.code() == Some("WRONGTYPE") || error.detail().is_some_and(|d| d.contains("WRONGTYPE"))
+}
+
 /// The error, said without the URL (the `redis` crate's messages hold no password).
 fn unavailable(error: &RedisError) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -196,8 +250,13 @@ fn millis(duration: Duration) -> u64 {
 
 impl TokenStore for RedisTokenStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        self.run(move |mut link| async move { link.get(key).await })
-            .boxed()
+        async move {
+            self.run(&[key.as_bytes()], move |mut link| async move {
+                link.get(key).await
+            })
+            .await
+        }
+        .boxed()
     }
 
     fn put<'a>(
@@ -206,13 +265,16 @@ impl TokenStore for RedisTokenStore {
         value: Vec<u8>,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.run(move |mut link| {
-            let value = value.clone();
-            async move {
-                let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
-                link.set_options(key, value, options).await
-            }
-        })
+        async move {
+            self.run(&[key.as_bytes()], move |mut link| {
+                let value = value.clone();
+                async move {
+                    let options = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
+                    link.set_options(key, value, options).await
+                }
+            })
+            .await
+        }
         .boxed()
     }
 
@@ -222,14 +284,17 @@ impl TokenStore for RedisTokenStore {
         value: &'a [u8],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.run(move |mut link| async move {
-            let options = SetOptions::default()
-                .conditional_set(ExistenceCheck::NX)
-                .with_expiration(SetExpiry::PX(millis(ttl)));
-            // `SET NX` answers OK when it set the key, nil when the key existed.
-            let reply: Option<String> = link.set_options(key, value, options).await?;
-            Ok(reply.is_some())
-        })
+        async move {
+            self.run(&[key.as_bytes()], move |mut link| async move {
+                let options = SetOptions::default()
+                    .conditional_set(ExistenceCheck::NX)
+                    .with_expiration(SetExpiry::PX(millis(ttl)));
+                // `SET NX` answers OK when it set the key, nil when the key existed.
+                let reply: Option<String> = link.set_options(key, value, options).await?;
+                Ok(reply.is_some())
+            })
+            .await
+        }
         .boxed()
     }
 
@@ -249,6 +314,16 @@ impl TokenStore for RedisTokenStore {
 
     fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    /// Connects once for every operation waiting (`StoreConfig::connect_timeout` bounds
+    /// the caller's wait), so that the first operation's own timeout is not spent on it.
+    fn connect(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.link().await.map_err(|error| unavailable(&error))?;
+            Ok(())
+        }
+        .boxed()
     }
 
     fn read_or_lease<'a>(
@@ -341,6 +416,7 @@ impl TokenStore for RedisTokenStore {
         &'a self,
         keys: &'a TokenKeys,
         holder: &'a [u8],
+        marker: &'a [u8],
         marker_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
@@ -349,7 +425,7 @@ impl TokenStore for RedisTokenStore {
                 .script(
                     &FAIL_AND_RELEASE,
                     &[keys.lease.as_bytes(), keys.failure.as_bytes()],
-                    &[holder, ms.as_bytes()],
+                    &[holder, ms.as_bytes(), marker],
                 )
                 .await?;
             Ok(())

@@ -62,11 +62,13 @@ pub(super) enum Connector {
 }
 
 impl Connector {
-    /// A connector for `target`, trusting only `ca` (PEM) when given.
+    /// A connector for `target`, trusting only `ca` (PEM) when given; connecting may take
+    /// `connect_timeout`, each answer `response_timeout`.
     pub(super) fn new(
         target: Target,
         ca: Option<Vec<u8>>,
-        timeout: Duration,
+        connect_timeout: Duration,
+        response_timeout: Duration,
     ) -> Result<Self, RedisError> {
         let certificates = || TlsCertificates {
             client_tls: None,
@@ -79,8 +81,8 @@ impl Connector {
             })),
             Topology::Cluster(seeds) => {
                 let mut builder = ClusterClientBuilder::new(seeds)
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(response_timeout)
                     // MOVED and ASK are followed without counting; a retry is for a node
                     // that failed, and the store's own timeout bounds them all.
                     .retries(2);
@@ -118,35 +120,39 @@ impl Connector {
         }
     }
 
-    /// A new connection; its background task runs on the current runtime.
-    pub(super) async fn connect(&self, timeout: Duration) -> Result<Link, RedisError> {
+    /// A new connection, made now (its handshake done, so that the first operation on it
+    /// spends none of its own timeout on it); its background task runs on the current
+    /// runtime.
+    pub(super) async fn connect(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Link, RedisError> {
         let settings = || {
             ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(Some(response_timeout))
                 // One attempt per operation: a store that is down must cost a refused
                 // connection, not a backoff; the next operation tries again.
                 .set_number_of_retries(0)
         };
         match self {
-            Self::Node(client) => Ok(Link::Node(ConnectionManager::new_lazy_with_config(
-                client.clone(),
-                settings(),
-            )?)),
+            Self::Node(client) => Ok(Link::Node(
+                ConnectionManager::new_with_config(client.clone(), settings()).await?,
+            )),
             Self::Cluster(client) => {
                 let config = ClusterConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout);
+                    .set_connection_timeout(connect_timeout)
+                    .set_response_timeout(response_timeout);
                 Ok(Link::Cluster(
                     client.get_async_connection_with_config(config).await?,
                 ))
             }
             Self::Sentinel(sentinel) => {
                 let master = sentinel.lock().await.async_get_client().await?;
-                Ok(Link::Node(ConnectionManager::new_lazy_with_config(
-                    master,
-                    settings(),
-                )?))
+                Ok(Link::Node(
+                    ConnectionManager::new_with_config(master, settings()).await?,
+                ))
             }
         }
     }

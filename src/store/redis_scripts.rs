@@ -1,16 +1,18 @@
 //! The Lua scripts that make each step of a token one round trip, atomic on Redis. Every
 //! key a script touches shares the token's `{hash tag}`, so each runs on one Cluster slot.
 //! Sent as `EVALSHA`; `redis::Script` loads a script again when a server answers
-//! `NOSCRIPT` (after a restart or a failover).
+//! `NOSCRIPT` (after a restart or a failover). Each script reads every key before it
+//! writes one, or writes only what it can write again: a `WRONGTYPE` answer leaves nothing
+//! half done, so the store can run [`REPAIR`] and try the script once more.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
 /// KEYS: lease, failure marker, records... ARGV: holder, lease ms, min life ms.
-/// Reads every record; unless one has more than `min life` left, takes the lease
-/// (`SET NX PX`). Returns `[leased "1"/"0", lease holder or nil, failure marker or nil,
-/// records...]`.
+/// Reads every record and the failure marker; unless a record has more than `min life`
+/// left or the marker is set, takes the lease (`SET NX PX`). Returns `[leased "1"/"0",
+/// lease holder or nil, failure marker or nil, records...]`.
 pub(super) static READ_OR_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -21,14 +23,15 @@ for i = 3, #KEYS do
   out[#out + 1] = record
   if record and redis.call('PTTL', KEYS[i]) > tonumber(ARGV[3]) then fresh = true end
 end
+local failed = redis.call('GET', KEYS[2])
+local holder = redis.call('GET', KEYS[1])
 local leased = '0'
-local holder = false
-if not fresh and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if not fresh and not failed and not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   leased = '1'
-else
-  holder = redis.call('GET', KEYS[1])
+  holder = false
 end
-local reply = {leased, holder, redis.call('GET', KEYS[2])}
+local reply = {leased, holder, failed}
 for i = 1, #out do reply[#reply + 1] = out[i] end
 return reply
 ",
@@ -72,14 +75,32 @@ return 1
     )
 });
 
-/// KEYS: lease, failure marker. ARGV: holder, marker ms. Sets the failure marker to the
-/// holder and releases the lease if the holder still holds it.
+/// KEYS: lease, failure marker. ARGV: holder, marker ms, marker. Sets the failure
+/// marker and releases the lease if the holder still holds it.
 pub(super) static FAIL_AND_RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
+",
+    )
+});
+
+/// KEYS: the keys an operation answered `WRONGTYPE` on. Deletes those that hold another
+/// type than a string (a list, a hash: not ours, or a mistake), so that the store can be
+/// used again; returns how many it deleted.
+pub(super) static REPAIR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local deleted = 0
+for i = 1, #KEYS do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= 'string' and kind ~= 'none' then
+    deleted = deleted + redis.call('DEL', KEYS[i])
+  end
+end
+return deleted
 ",
     )
 });

@@ -2,9 +2,10 @@
 //! takes the lease (a short one, renewed while the fetch runs, given back when the fetch ends
 //! or is dropped); the holder fetches and hands the token to its caller while the record is
 //! saved and the lease released in one more round trip. Processes without the lease poll
-//! (backoff, jitter) for the record. When the fetch they wait for fails, a failure marker
-//! tells them at once and each fetches for itself: failures are shared, never queued
-//! behind one lease after another. Any store failure: warn, fetch directly.
+//! (backoff, jitter) for the record. When the fetch they wait for fails, its failure marker
+//! (`failure.rs`) tells them at once, and they return the holder's error: the fleet makes
+//! one fetch (with its retries) per failure, and any process that looks while the marker
+//! lives returns that error too. Any store failure: warn, fetch directly.
 
 use std::{
     future::Future,
@@ -16,7 +17,7 @@ use tokio::time::Instant;
 use crate::{client::Client, error::Error, token::AccessToken};
 
 use super::{
-    StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded,
+    StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded, failure,
     lease::{self, LeaseGuard},
     record::TokenRecord,
 };
@@ -46,8 +47,8 @@ where
     let budget = fetch_budget(&identity.client);
     // The holder renews its lease for at most its budget; then it expires; then one of us
     // takes it over and fetches.
-    let deadline = Instant::now() + budget + config.lease_ttl * 2;
-    let mut waited_for: Vec<Vec<u8>> = Vec::new();
+    let patience = budget.saturating_add(config.lease_ttl.saturating_mul(2));
+    let deadline = Instant::now().checked_add(patience);
     let mut warned = false;
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -73,17 +74,16 @@ where
             }
             return Ok(token);
         }
+        if let Some(marker) = &lookup.failed {
+            // A fetch failed moments ago (the one we waited for, or another): its error
+            // is ours, rather than one more request to an upstream that is failing.
+            if lookup.leased {
+                release(store, &keys, &holder).await;
+            }
+            return Err(failure::open(config, &keys.failure, marker));
+        }
         if lookup.leased {
             return fetch_as_holder(store, &keys, &holder, budget, fetch).await;
-        }
-        let shared_failure = lookup
-            .failed
-            .as_ref()
-            .is_some_and(|failed| waited_for.contains(failed));
-        if shared_failure {
-            // The fetch we waited for failed: the upstream is failing now, and waiting for
-            // another process's attempt would only queue us behind it.
-            return fetch.await;
         }
         match lookup.lease_holder {
             Some(other) if lease::abandoned_by_this_process(&other) => {
@@ -94,11 +94,7 @@ where
                 }
                 continue;
             }
-            Some(other) => {
-                if !waited_for.contains(&other) {
-                    waited_for.push(other);
-                }
-            }
+            Some(_) => {}
             // A stale record and a free lease, from a store that leases only on a miss.
             None => match timed(
                 store,
@@ -107,13 +103,18 @@ where
             .await
             {
                 Ok(true) => {
-                    // The record may have been renewed between our look and our lease.
+                    // The record may have been renewed, or its fetch failed, between our
+                    // look and our lease.
                     let again = reread_records(store, &keys).await;
                     if let Some(token) =
                         open_fresh(store, identity, &keys, &again, freshness, &mut warned)
                     {
-                        drop(LeaseGuard::new(store, &keys.lease, &holder));
+                        release(store, &keys, &holder).await;
                         return Ok(token);
+                    }
+                    if let Ok(Some(marker)) = timed(store, store.get(&keys.failure)).await {
+                        release(store, &keys, &holder).await;
+                        return Err(failure::open(config, &keys.failure, marker.as_slice()));
                     }
                     return fetch_as_holder(store, &keys, &holder, budget, fetch).await;
                 }
@@ -124,14 +125,26 @@ where
                 }
             },
         }
-        if Instant::now() >= deadline {
-            degraded("wait", &StoreError::Timeout(budget + config.lease_ttl * 2));
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            degraded("wait", &StoreError::Timeout(patience));
             return fetch.await;
         }
         // Jitter, so that waiters of many processes do not poll in lockstep.
         tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Gives back a lease taken but not needed (a record or a failure marker turned up).
+async fn release(store: &dyn TokenStore, keys: &TokenKeys, holder: &[u8]) {
+    if let Err(error) = timed(store, store.delete_if_equal(&keys.lease, holder)).await {
+        degraded("release", &error);
+    }
+}
+
+/// How long a failed fetch's marker lives: twice the lease, a few seconds.
+fn marker_ttl(config: &super::StoreConfig) -> Duration {
+    config.lease_ttl.saturating_mul(2)
 }
 
 /// The token's records as they are now; any that cannot be read counts as missing.
@@ -148,7 +161,10 @@ async fn reread_records(store: &dyn TokenStore, keys: &TokenKeys) -> Vec<Option<
 fn fetch_budget(client: &Client) -> Duration {
     // The request timeout lives in the reqwest client, which does not tell it: the
     // default one is the upper bound the crate sets.
-    client.retry.max_total + crate::client::DEFAULT_TIMEOUT
+    client
+        .retry
+        .max_total
+        .saturating_add(crate::client::DEFAULT_TIMEOUT)
 }
 
 /// Runs the fetch as the lease holder, renewing the lease meanwhile. On success the token
@@ -201,12 +217,17 @@ where
                 }
             }
         }
-        Err(_) => {
+        Err(error) => {
             guard.disarm();
-            let marker_ttl = config.lease_ttl * 2;
-            if let Err(error) = timed(store, store.fail_and_release(keys, holder, marker_ttl)).await
-            {
-                degraded("release", &error);
+            match failure::seal(config, &keys.failure, holder, error) {
+                Some(marker) => {
+                    let marked = store.fail_and_release(keys, holder, &marker, marker_ttl(config));
+                    if let Err(error) = timed(store, marked).await {
+                        degraded("release", &error);
+                    }
+                }
+                // A failure of this process alone: the next process fetches for itself.
+                None => release(store, keys, holder).await,
             }
         }
     }
@@ -373,12 +394,17 @@ fn open_fresh(
     }
 }
 
-/// One store operation, bounded by the store's own timeout.
+/// One store operation, bounded by the store's own timeout, once the store is connected
+/// (within its connect timeout, which a store far away needs more of).
 async fn timed<T>(
     store: &dyn TokenStore,
     operation: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    let limit = store.config().operation_timeout;
+    let config = store.config();
+    tokio::time::timeout(config.connect_timeout, store.connect())
+        .await
+        .unwrap_or(Err(StoreError::Timeout(config.connect_timeout)))?;
+    let limit = config.operation_timeout;
     tokio::time::timeout(limit, operation)
         .await
         .unwrap_or(Err(StoreError::Timeout(limit)))

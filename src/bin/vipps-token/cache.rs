@@ -9,7 +9,7 @@ use std::{
 
 use vipps_access_token::{
     ClientSecret, Flow,
-    store::{self, FileEntry, StoreError},
+    store::{self, FileEntry, FileEntryKind, StoreError},
 };
 
 use crate::{
@@ -27,10 +27,14 @@ pub fn run(command: CacheCommand) -> Result<(), Failure> {
         .ok_or_else(|| {
             Failure::usage("no cache directory: set XDG_CACHE_HOME or HOME, or pass --dir")
         })?;
-    let store = crate::store::open_file(&dir, None).map_err(unusable)?;
+    // Looking must not create the directory: a missing one holds nothing.
+    let store = crate::store::open_existing_file(&dir).map_err(unusable)?;
     let text = match command {
         CacheCommand::List(_) => {
-            let entries = store.entries().map_err(unusable)?;
+            let entries = match &store {
+                Some(store) => store.entries().map_err(unusable)?,
+                None => Vec::new(),
+            };
             if entries.is_empty() {
                 format!("no cached tokens in {}", dir.display())
             } else {
@@ -40,7 +44,10 @@ pub fn run(command: CacheCommand) -> Result<(), Failure> {
             }
         }
         CacheCommand::Clear(_) => {
-            let removed = store.clear().map_err(unusable)?;
+            let removed = match &store {
+                Some(store) => store.clear().map_err(unusable)?,
+                None => 0,
+            };
             let plural = if removed == 1 { "" } else { "s" };
             format!(
                 "removed {removed} cached token{plural} from {}",
@@ -62,9 +69,10 @@ fn unusable(error: StoreError) -> Failure {
     Failure::usage(error.to_string())
 }
 
-/// One line: the key name, the flow, when it expires.
+/// One line: the key name, the flow (or that it is a failure marker), when it expires.
 fn describe(entry: &FileEntry, now: SystemTime) -> String {
     let flow = match entry.flow {
+        _ if entry.kind == FileEntryKind::FailureMarker => "failure marker: a fetch just failed;",
         Some(Flow::Standard) => "standard",
         Some(Flow::Partner) => "partner",
         Some(Flow::Legacy) => "legacy",
@@ -130,6 +138,7 @@ pub async fn health(args: &StoreArgs, env: Env, secret: Option<&ClientSecret>) -
         let now = SystemTime::now();
         entries
             .iter()
+            .filter(|entry| entry.kind == FileEntryKind::Token)
             .filter(|entry| entry.expires_at.is_some_and(|at| at > now))
             .count()
     });

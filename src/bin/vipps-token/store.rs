@@ -101,7 +101,7 @@ pub fn try_open(url: &str, secret: Option<&ClientSecret>) -> Result<Arc<dyn Toke
              for every process (make one with `openssl rand -base64 32`)"
         )
     })?;
-    let config = config(keys);
+    let config = config(keys)?;
     let store = match std::env::var_os(CA_VARIABLE) {
         Some(path) => {
             let pem = std::fs::read(&path).map_err(|error| {
@@ -119,15 +119,25 @@ pub fn try_open(url: &str, secret: Option<&ClientSecret>) -> Result<Arc<dyn Toke
 }
 
 /// The file store in `dir`: sealed with `VIPPS_TOKEN_STORE_KEY` when given, else with a
-/// key derived from `secret`; without either (listing, clearing) with a throwaway key,
-/// which can list and remove records but opens none.
+/// key derived from `secret`.
 pub fn open_file(dir: &Path, secret: Option<&ClientSecret>) -> Result<FileTokenStore, StoreError> {
+    FileTokenStore::new(dir, file_config(secret)?)
+}
+
+/// The file store in `dir` if the directory exists, for listing and clearing: nothing is
+/// created. Sealed as [`open_file`] seals, or without keys with a throwaway key, which can
+/// list and remove records but opens none.
+pub fn open_existing_file(dir: &Path) -> Result<Option<FileTokenStore>, StoreError> {
+    FileTokenStore::open_existing(dir, file_config(None)?)
+}
+
+fn file_config(secret: Option<&ClientSecret>) -> Result<StoreConfig, StoreError> {
     let keys = match (keys_from_env().map_err(StoreError::Config)?, secret) {
         (Some(keys), _) => keys,
         (None, Some(secret)) => SealingKeys::from_client_secret(secret),
         (None, None) => SealingKeys::new(std::array::from_fn(|_| fastrand::u8(..)), None),
     };
-    FileTokenStore::new(dir, config(keys))
+    config(keys).map_err(StoreError::Config)
 }
 
 /// The keys in `VIPPS_TOKEN_STORE_KEY` (and the previous one), if given.
@@ -146,12 +156,24 @@ fn keys_from_env() -> Result<Option<SealingKeys>, String> {
     .map_err(|error| error.to_string())
 }
 
-fn config(keys: SealingKeys) -> StoreConfig {
+/// The store's settings, with the key prefix of `VIPPS_TOKEN_STORE_PREFIX` if set: an
+/// empty one is refused (it would make every file of a cache directory, every key of a
+/// Redis, look like ours).
+fn config(keys: SealingKeys) -> Result<StoreConfig, String> {
     let mut config = StoreConfig::new(keys);
-    if let Ok(prefix) = std::env::var(PREFIX_VARIABLE) {
+    if let Some(prefix) = std::env::var_os(PREFIX_VARIABLE) {
+        let prefix = prefix
+            .into_string()
+            .map_err(|_| format!("{PREFIX_VARIABLE} is not UTF-8: give plain text"))?;
+        if prefix.is_empty() {
+            return Err(format!(
+                "{PREFIX_VARIABLE} is set but empty: unset it for the default prefix, or give \
+                 a non-empty one"
+            ));
+        }
         config.key_prefix = prefix;
     }
-    config
+    Ok(config)
 }
 
 /// A token through `store`: the stored one when another run saved it, otherwise one
