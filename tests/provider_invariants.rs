@@ -127,6 +127,7 @@ fn retry_policy() -> RetryPolicy {
 /// The client keeps no idle connection (and so no idle timer): a pooled connection's task
 /// runs on the runtime that opened it, the gap ARCHITECTURE.md leaves as is, which this
 /// test does not look for (the server closes every connection too).
+#[allow(deprecated)] // ClientBuilder::http_client; ClientBuilder::http_client_builder replaces it
 fn build_providers(base_url: &str) -> [TokenProvider; 2] {
     let http = vipps_access_token::http_client_builder()
         .expect("TLS set up")

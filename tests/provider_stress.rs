@@ -254,6 +254,7 @@ fn a_fetch_started_on_a_shut_down_runtime_returns() {
 /// A caller on a live runtime is never told its runtime shut down while other runtimes
 /// start fetches and die mid-fetch: it replaces a dead fetch with one on its own runtime.
 #[test]
+#[allow(deprecated)] // ClientBuilder::http_client; ClientBuilder::http_client_builder replaces it
 fn a_caller_on_a_live_runtime_is_never_interrupted_by_dying_runtimes() {
     let issued = Arc::new(AtomicUsize::new(0));
     let server = token_endpoint(issued);

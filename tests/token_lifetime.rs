@@ -110,9 +110,10 @@ async fn a_token_with_no_life_is_an_invalid_response() {
     }
 }
 
-/// A provider does not hand out (and so does not refetch in a loop) a token with no life.
+/// A provider hands out no token with no life, and so does not refetch one in a loop: at
+/// most one request per call (fewer once the provider backs off its failures).
 #[tokio::test(start_paused = true)]
-async fn a_provider_fetches_a_token_with_no_life_once_per_call() {
+async fn a_provider_hands_out_no_token_with_no_life() {
     for flow in FLOWS {
         let server = server_answering(flow, body(flow, 0)).await;
         let provider = TokenProvider::new(client(&server), source(flow));
@@ -123,7 +124,8 @@ async fn a_provider_fetches_a_token_with_no_life_once_per_call() {
                 "{flow:?}: {error:?}"
             );
         }
-        assert_eq!(requests(&server).await, 3, "{flow:?}");
+        let requests = requests(&server).await;
+        assert!((1..=3).contains(&requests), "{flow:?}: {requests} requests");
     }
 }
 
