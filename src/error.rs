@@ -44,6 +44,34 @@ pub enum Error {
     /// its failure is returned instead of asking again (feature `store`).
     #[error(transparent)]
     Shared(Box<SharedError>),
+    /// A token arrived with less than its margin left
+    /// ([`crate::RefreshPolicy::expiry_margin`]), so it was not handed out: the token
+    /// endpoint or the network was that slow, the runtime stood still while the answer
+    /// waited, or the clock jumped (a suspend) while it was on its way. Asking again may
+    /// pass.
+    #[error(transparent)]
+    ArrivedLate(Box<ArrivedLateError>),
+}
+
+/// A token that arrived too late to hand out: [`Error::ArrivedLate`]. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the token arrived with less than its margin left ({:.1} s of its {} s life): its request \
+     was sent {:.1} s before it was handed out. The token endpoint or the network took that \
+     long, the runtime stood still, or the clock jumped (a suspend); check the network, a \
+     blocked runtime and the clock. Asking again is safe",
+    .margin.as_secs_f64(),
+    .lifetime.as_secs(),
+    .took.as_secs_f64()
+)]
+#[non_exhaustive]
+pub struct ArrivedLateError {
+    /// From when its request was sent to when it was to be handed out (tokio's clock).
+    pub took: Duration,
+    /// Its lifetime (`expires_in`).
+    pub lifetime: Duration,
+    /// The last part of its life in which it is not handed out.
+    pub margin: Duration,
 }
 
 /// What another process's failed fetch was, as its failure marker in the token store
@@ -130,6 +158,14 @@ impl Error {
         }))
     }
 
+    pub(crate) fn arrived_late(took: Duration, lifetime: Duration, margin: Duration) -> Self {
+        Self::ArrivedLate(Box::new(ArrivedLateError {
+            took,
+            lifetime,
+            margin,
+        }))
+    }
+
     pub(crate) fn transport(error: reqwest::Error) -> Self {
         Self::Transport(Arc::new(error))
     }
@@ -150,15 +186,16 @@ impl Error {
             Self::ResponseTooLarge { status, .. } => Some(*status),
             Self::Transport(error) => error.status().map(|s| s.as_u16()),
             Self::Shared(shared) => shared.status,
-            Self::InvalidInput(_) | Self::Interrupted => None,
+            Self::InvalidInput(_) | Self::Interrupted | Self::ArrivedLate(_) => None,
         }
     }
 
-    /// True for failures that may pass if tried again: no connection, a timeout, or the
-    /// statuses 429, 500, 502, 503 and 504.
+    /// True for failures that may pass if tried again: no connection, a timeout, the
+    /// statuses 429, 500, 502, 503 and 504, or a token that arrived too late to use.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transport(error) => error.is_connect() || error.is_timeout(),
+            Self::ArrivedLate(_) => true,
             Self::Api(api) => matches!(api.status, 429 | 500 | 502 | 503 | 504),
             Self::Shared(shared) => shared.kind == FailureKind::Unavailable,
             _ => false,

@@ -55,7 +55,8 @@ pub use credentials::{
 };
 pub use environment::Environment;
 pub use error::{
-    ApiError, Error, FailureKind, InvalidInputError, InvalidResponseError, SharedError,
+    ApiError, ArrivedLateError, Error, FailureKind, InvalidInputError, InvalidResponseError,
+    SharedError,
 };
 pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
 pub use flow::Flow;

@@ -76,6 +76,7 @@ fn error_kind(error: &Error) -> &'static str {
         Error::ResponseTooLarge { .. } => "response_too_large",
         Error::InvalidResponse(_) => "invalid_response",
         Error::Shared(_) => "shared",
+        Error::ArrivedLate(_) => "arrived_late",
     }
 }
 

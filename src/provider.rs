@@ -10,6 +10,13 @@
 //! A token an API refused (401) is suspect, not gone: it is served until its replacement
 //! exists, and again if the replacement fails, so one stray 401 cannot take a valid token
 //! away from every other caller while the token endpoint is down.
+//!
+//! What a fetch produced is checked again as it is handed out, to the cache and to each
+//! caller that waited for it (`refresh::check_handout`): an answer can take most of a short
+//! token's life, its runtime can stand still while the answer waits, or the clock can jump
+//! while it is on its way. A token past its usable time is never handed out; the caller
+//! gets one more fetch if it had waited only moments, otherwise [`Error::ArrivedLate`]
+//! (see `LATE_REFETCH_WITHIN`).
 
 use std::{
     future::Future,
@@ -28,7 +35,7 @@ use crate::{
     error::Error,
     headers::MerchantSerialNumber,
     metrics,
-    refresh::{Cached, RefreshPolicy},
+    refresh::{Cached, RefreshPolicy, check_handout},
     single_flight::Abandoned,
     slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots},
     source::TokenSource,
@@ -36,6 +43,19 @@ use crate::{
     throttle::ForcedRefreshes,
     token::AccessToken,
 };
+
+/// How long a caller may have waited for a fetch whose token arrived too late to hand out
+/// and still get one more fetch; a caller that waited longer gets [`Error::ArrivedLate`].
+///
+/// A late token is either the upstream's slowness (an answer that took most of a short
+/// token's life: another request would likely be as slow) or time that passed around the
+/// request (a suspend, a clock step, a runtime that stood still, a fetch joined late:
+/// another request fixes it). A caller that waited only moments lost nothing to the first
+/// cause, and one more fetch keeps its whole wait within one fetch's time and half a
+/// second; a caller that waited longer has spent its time already, and doubling it would
+/// break the bound on a caller's wait. At most one more fetch per call either way, so an
+/// upstream that is always too slow cannot make a caller loop.
+const LATE_REFETCH_WITHIN: Duration = Duration::from_millis(500);
 
 /// Hands out cached tokens, fetching one only when needed. Cheap to clone; clones share
 /// the cache.
@@ -245,6 +265,11 @@ impl TokenProvider {
     /// every failure in a row ([`RefreshPolicy::failure_backoff`]) instead of asking the
     /// token endpoint on every call, and the first call after it tries again.
     ///
+    /// A fetched token is never handed out in its last [`RefreshPolicy::expiry_margin`]:
+    /// one that arrives that late (a slow answer, a runtime that stood still, a clock that
+    /// jumped) is fetched once more for a caller that had waited only moments, and is
+    /// otherwise [`Error::ArrivedLate`].
+    ///
     /// A hit is answered when `token()` is called, without an allocation; the future it
     /// returns only hands the token over. Only the slow path is boxed.
     #[inline]
@@ -297,7 +322,7 @@ impl TokenProvider {
             return Err(error);
         }
         tracing::debug!("vipps access token cache miss");
-        self.join_fetch(|| self.fresh_token()).await
+        self.join_fetch(|| self.fresh_token(), None).await
     }
 
     /// Starts a refresh of `cached` unless one is running, or a refresh ended since the
@@ -314,22 +339,52 @@ impl TokenProvider {
     /// failure the cached token, if any, stays. Useful to fail fast on bad keys at start-up.
     ///
     /// Not held back by the wait after failures ([`RefreshPolicy::failure_backoff`]): an
-    /// explicit refresh always asks.
+    /// explicit refresh always asks. A token that arrives in its last
+    /// [`RefreshPolicy::expiry_margin`] is not returned (see [`Self::token`]).
     pub async fn refresh(&self) -> Result<Arc<AccessToken>, Error> {
-        self.join_fetch(|| None).await
+        self.join_fetch(|| None, None).await
     }
 
     /// Joins the fetch in flight, or takes the token `done` finds (one cached since the
     /// caller looked), or starts a fetch. A fetch whose runtime shut down or stopped running
     /// tasks is replaced by one on the caller's runtime (see `single_flight.rs`).
+    ///
+    /// Whatever comes back is checked against its usable time now, as it is handed out
+    /// (the fetch checked it when it ended, on its own runtime; time may have passed since):
+    /// a token past it is never returned. The caller then joins or starts one more fetch if
+    /// it had waited less than [`LATE_REFETCH_WITHIN`], and gets [`Error::ArrivedLate`]
+    /// otherwise or when that one is late too. `as_is` is a token `done` may return that
+    /// is not handed out (`token_after_rejection`'s "nothing newer"): it is not checked.
     async fn join_fetch(
         &self,
         done: impl Fn() -> Option<Arc<AccessToken>>,
+        as_is: Option<&Arc<AccessToken>>,
     ) -> Result<Arc<AccessToken>, Error> {
+        let started = Instant::now();
         let done = || done().map(Ok);
-        match self.slot.flight.run(done, || self.fetch()).await {
-            Ok(outcome) => outcome,
-            Err(Abandoned) => Err(Error::Interrupted),
+        let mut refetched = false;
+        loop {
+            let outcome = match self.slot.flight.run(&done, || self.fetch()).await {
+                Ok(outcome) => outcome,
+                Err(Abandoned) => Err(Error::Interrupted),
+            };
+            let outcome = outcome.and_then(|token| {
+                if !as_is.is_some_and(|as_is| Arc::ptr_eq(as_is, &token)) {
+                    check_handout(&token, &self.cache.policy, Instant::now())?;
+                }
+                Ok(token)
+            });
+            match outcome {
+                Err(Error::ArrivedLate(_))
+                    if !refetched && started.elapsed() < LATE_REFETCH_WITHIN =>
+                {
+                    tracing::debug!(
+                        "the vipps access token fetched for this caller arrived too late to use: fetching once more"
+                    );
+                    refetched = true;
+                }
+                outcome => return outcome,
+            }
         }
     }
 
@@ -447,7 +502,7 @@ impl TokenProvider {
         // No fetch in flight means the one this call forced or found has ended: with a
         // newer token, or failed, and then `rejected` is what is left to serve.
         let ended = || Some(newer().unwrap_or_else(|| rejected.clone()));
-        match self.join_fetch(ended).await {
+        match self.join_fetch(ended, Some(rejected)).await {
             Ok(token) if !Arc::ptr_eq(&token, rejected) => Some(token),
             Ok(_) => None,
             Err(error) => {
@@ -515,7 +570,12 @@ impl TokenProvider {
             };
             #[cfg(not(feature = "store"))]
             let outcome = source.fetch(&client).await;
-            let outcome = outcome.map(Arc::new);
+            // Checked as it ends, on this runtime's clock: a token already past its usable
+            // time is neither cached nor handed to the callers waiting (who check again).
+            let outcome = outcome.map(Arc::new).and_then(|token| {
+                check_handout(&token, &policy, Instant::now())?;
+                Ok(token)
+            });
             metrics::fetch_finished(source.flow_name(), &outcome, started.elapsed());
             match &outcome {
                 Ok(token) => {
@@ -573,7 +633,8 @@ impl Future for TokenFuture<'_> {
     }
 }
 
-/// Puts a fetch's outcome into the slot: a new token, or the error beside the old token.
+/// Puts a fetch's outcome into the slot: a new token, or the error beside the old token. A
+/// token that arrived too late is a failure here: the old token stays.
 fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'static str) {
     match outcome {
         Ok(token) => {
@@ -601,7 +662,10 @@ fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'stat
             });
             if slot.holds_usable_token(now) {
                 metrics::refresh_failed(flow);
-            } else {
+            } else if !matches!(error, Error::ArrivedLate(_)) {
+                // A token that arrived late says nothing about the next request (a suspend,
+                // a runtime that stood still), and a slow upstream limits itself: each late
+                // answer took most of a token's life.
                 slot.backoff.failed(error, &policy);
             }
         }

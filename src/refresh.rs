@@ -13,7 +13,9 @@ use crate::{error::Error, freshness::Freshness, time::coarse_wall_clock, token::
 /// `jitter_fraction` of its life is left (by default between 20 % and 30 %: 3 to 4.5
 /// minutes of a 15-minute token, 4.8 to 7.2 hours of a 24-hour one), so a fleet of
 /// services does not refresh in lockstep. It is never handed out in its last
-/// `expiry_margin` (at most a tenth of its life), so it cannot expire in transit.
+/// `expiry_margin` (at most a tenth of its life), so it cannot expire in transit: not from
+/// the cache, and not straight from a fetch whose answer arrived that late (see
+/// [`Error::ArrivedLate`]).
 ///
 /// A provider checks its policy when it is given one
 /// ([`crate::TokenProviderBuilder::refresh_policy`], [`crate::TokenProvider::with_policy`]):
@@ -126,17 +128,9 @@ impl Cached {
             0.0
         };
         let ahead = life.mul_f64(share);
-        let margin = policy.expiry_margin.min(life / 10);
-        let usable_until = expiry.checked_sub(margin).unwrap_or(sent);
-        let refresh_at = expiry.checked_sub(ahead).unwrap_or(sent).min(usable_until);
-        let wall_expiry = token
-            .expires_at()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let usable_until_wall = wall_expiry
-            .saturating_sub(margin)
-            .saturating_sub(crate::freshness::COARSE_TICK);
-        Self::with_times(token, refresh_at, usable_until, usable_until_wall)
+        let usable = Usable::of(&token, &policy);
+        let refresh_at = expiry.checked_sub(ahead).unwrap_or(sent).min(usable.until);
+        Self::with_times(token, refresh_at, usable.until, usable.until_wall)
     }
 
     /// The same token, to be refreshed again `after` from now: after a failed refresh, or
@@ -155,7 +149,7 @@ impl Cached {
 
     /// Whether the token may still be handed out at `now` (tokio's clock), by both clocks.
     pub(crate) fn is_usable(&self, now: Instant) -> bool {
-        now < self.usable_until && coarse_wall_clock() < self.usable_until_wall
+        Usable::before(now, self.usable_until, self.usable_until_wall)
     }
 
     /// Whether the token is due for a refresh at `now` (tokio's clock).
@@ -191,6 +185,61 @@ impl Cached {
             freshness: Freshness::until(refresh_at, usable_until_wall),
         }
     }
+}
+
+/// When a token stops being handed out: its last `expiry_margin` (at most a tenth of its
+/// life), by tokio's clock and by the wall clock.
+struct Usable {
+    /// On tokio's clock, counted from when its request was sent.
+    until: Instant,
+    /// On the wall clock (since the Unix epoch, less a coarse tick).
+    until_wall: Duration,
+    margin: Duration,
+}
+
+impl Usable {
+    fn of(token: &AccessToken, policy: &RefreshPolicy) -> Self {
+        let sent = Instant::from_std(token.requested_at_instant());
+        let expiry = Instant::from_std(token.expires_at_instant());
+        let margin = policy.expiry_margin.min(token.expires_in() / 10);
+        let wall_expiry = token
+            .expires_at()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            until: expiry.checked_sub(margin).unwrap_or(sent),
+            until_wall: wall_expiry
+                .saturating_sub(margin)
+                .saturating_sub(crate::freshness::COARSE_TICK),
+            margin,
+        }
+    }
+
+    fn before(now: Instant, until: Instant, until_wall: Duration) -> bool {
+        now < until && coarse_wall_clock() < until_wall
+    }
+}
+
+/// Checks a token a fetch produced as it is handed out at `now` (tokio's clock): to a
+/// caller, or into the cache. `Err(Error::ArrivedLate)` when it is past its usable time by
+/// either clock: its answer took too long, its runtime stood still while the answer
+/// waited, or the clock jumped (a suspend) while it was on its way. Such a token is never
+/// handed out; see `TokenProvider::join_fetch` for what the caller gets instead.
+pub(crate) fn check_handout(
+    token: &AccessToken,
+    policy: &RefreshPolicy,
+    now: Instant,
+) -> Result<(), Error> {
+    let usable = Usable::of(token, policy);
+    if Usable::before(now, usable.until, usable.until_wall) {
+        return Ok(());
+    }
+    let sent = Instant::from_std(token.requested_at_instant());
+    Err(Error::arrived_late(
+        now.saturating_duration_since(sent),
+        token.expires_in(),
+        usable.margin,
+    ))
 }
 
 #[cfg(test)]

@@ -23,10 +23,15 @@ pub(crate) struct SentAt {
 
 impl SentAt {
     pub(crate) fn now() -> Self {
+        let wall = SystemTime::now();
+        // Unit tests move the wall clock ahead (a suspend): a request sent afterwards is
+        // sent on that clock too.
+        #[cfg(test)]
+        let wall = wall + crate::time::test_clock::ahead();
         Self {
             // tokio's clock, so that tests can drive expiry with paused time.
             instant: tokio::time::Instant::now().into_std(),
-            wall: SystemTime::now(),
+            wall,
         }
     }
 }

@@ -23,6 +23,9 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers};
 #[path = "support/example_keys.rs"]
 mod example_keys;
 use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
+#[path = "support/scripted_upstream.rs"]
+mod scripted_upstream;
+use scripted_upstream::{Answer, Reply, Running, Upstream};
 
 /// Issues `token-1`, `token-2`, ... valid for `expires_in` seconds; answers with
 /// `failure` instead while `failing` is set.
@@ -599,4 +602,237 @@ async fn a_policy_that_cannot_work_is_refused_naming_its_field() {
     let builder = TokenProvider::builder(client(&server), standard_source());
     assert!(builder.refresh_policy(policy).is_err());
     assert_eq!(upstream_requests(&server).await, 0);
+}
+
+// --- Tokens that arrive too late to hand out. ---
+//
+// Against the scripted upstream (`support/scripted_upstream.rs`), which runs on the
+// test's own runtime: its delays pass on tokio's paused clock, as the provider's times do.
+
+/// The scripted upstream on this runtime (tokens an hour long when its script is empty),
+/// and a provider for it with the client a service would build (its timeouts only fire
+/// when the upstream hangs, since the upstream shares the paused clock).
+async fn scripted() -> (Running, TokenProvider) {
+    let server = Upstream::start(3600).await;
+    let client = ClientBuilder::with_base_url(server.upstream.base_url())
+        .merchant_serial_number("123456")
+        .retry_policy(RetryPolicy::none())
+        .http_client_builder(vipps_access_token::http_client_builder().expect("TLS set up"))
+        .build()
+        .expect("a valid client");
+    let provider = TokenProvider::with_policy(client, standard_source(), exact_policy())
+        .expect("a valid policy");
+    (server, provider)
+}
+
+/// A 5-second token (usable for 4.5 s: its margin is a tenth of its life), answered after
+/// `delay`.
+fn five_second_token(delay: Duration) -> Answer {
+    Answer {
+        reply: Reply::Token { lifetime_secs: 5 },
+        delay,
+    }
+}
+
+fn assert_arrived_late(outcome: Result<Arc<AccessToken>, Error>) {
+    match outcome {
+        Err(Error::ArrivedLate(late)) => {
+            assert_eq!(late.lifetime, Duration::from_secs(5));
+            assert_eq!(late.margin, Duration::from_millis(500));
+            assert!(late.took >= Duration::from_millis(4_500), "{late:?}");
+            let message = Error::ArrivedLate(late).to_string();
+            assert!(message.contains("less than its margin left"), "{message}");
+            assert!(message.contains("check the network"), "{message}");
+            assert!(!message.contains("token-"), "no token in {message}");
+        }
+        other => panic!("expected Error::ArrivedLate, got {other:?}"),
+    }
+}
+
+/// Lets the caller's request reach the upstream and the upstream start its delay.
+async fn until_the_answer_is_on_its_way() {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// An answer that took 4.5 s of a 5 s token's life is not handed out: its last half second
+/// is its margin. The caller, who waited all that time, gets the error (not a second wait
+/// as long), nothing is cached, and the next call fetches at once (a late answer starts no
+/// failure backoff).
+#[tokio::test(start_paused = true)]
+async fn a_token_whose_answer_took_its_usable_life_is_not_handed_out() {
+    let (server, provider) = scripted().await;
+    server
+        .upstream
+        .script([five_second_token(Duration::from_millis(4_500))]);
+    assert_arrived_late(provider.token().await);
+    assert_eq!(server.upstream.served().len(), 1, "no second fetch");
+    assert!(provider.cached_token().is_none(), "nothing cached");
+    assert!(matches!(
+        provider.last_refresh_error(),
+        Some(Error::ArrivedLate(_))
+    ));
+
+    let next = provider.token().await.expect("the next call fetches again");
+    assert_eq!(next.expires_in(), Duration::from_secs(3600));
+    assert_eq!(server.upstream.served().len(), 2);
+}
+
+/// The same for `refresh()`.
+#[tokio::test(start_paused = true)]
+async fn refresh_does_not_hand_out_a_token_that_arrived_late() {
+    let (server, provider) = scripted().await;
+    server
+        .upstream
+        .script([five_second_token(Duration::from_millis(4_600))]);
+    assert_arrived_late(provider.refresh().await);
+    assert_eq!(server.upstream.served().len(), 1);
+}
+
+/// The clock jumps (a suspend) while the answer is on its way: the answer came quickly by
+/// the server's reckoning, but the token is past its usable time when it arrives.
+#[tokio::test(start_paused = true)]
+async fn a_token_late_after_a_clock_jump_is_not_handed_out() {
+    let (server, provider) = scripted().await;
+    for call in ["token", "refresh"] {
+        server
+            .upstream
+            .script([five_second_token(Duration::from_secs(1))]);
+        let caller = tokio::spawn({
+            let provider = provider.clone();
+            async move {
+                match call {
+                    "token" => provider.token().await,
+                    _ => provider.refresh().await,
+                }
+            }
+        });
+        until_the_answer_is_on_its_way().await;
+        tokio::time::advance(Duration::from_millis(4_200)).await;
+        assert_arrived_late(caller.await.expect("no panic"));
+    }
+    assert_eq!(server.upstream.served().len(), 2, "one request per call");
+}
+
+/// A fetch's runtime stands still (here: the thread runs another runtime for 5 s) while
+/// its answer waits; when it runs again, the world's clock has moved on and the token is
+/// past its usable time. The caller waiting on that runtime does not get it; neither does
+/// the caller of the other runtime, who found the fetch stalled and gave up on its own.
+#[test]
+fn a_fetch_whose_runtime_stood_still_past_the_tokens_life_is_not_handed_out() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("a runtime")
+    };
+    let main = paused();
+    let (server, provider, caller) = main.block_on(async {
+        // A day ahead of the real clock, so that the other runtime, made later, can catch up.
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        let (server, provider) = scripted().await;
+        server
+            .upstream
+            .script([five_second_token(Duration::from_secs(1))]);
+        let caller = tokio::spawn({
+            let provider = provider.clone();
+            async move { provider.token().await }
+        });
+        until_the_answer_is_on_its_way().await;
+        (server, provider, caller)
+    });
+    let stood_still_from = main.block_on(async { tokio::time::Instant::now() });
+    let other = paused();
+    let stood_still_until = other.block_on(async {
+        let behind = stood_still_from.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::advance(behind).await;
+        let patience = Duration::from_secs(5);
+        let gave_up = tokio::time::timeout(patience, provider.token()).await;
+        assert!(gave_up.is_err(), "main runs no tasks: nothing answers");
+        tokio::time::Instant::now()
+    });
+    let outcome = main.block_on(async {
+        // Main runs again, with the world's time.
+        tokio::time::advance(stood_still_until - stood_still_from).await;
+        caller.await.expect("no panic")
+    });
+    assert_arrived_late(outcome);
+    assert!(
+        server.upstream.served().len() <= 2,
+        "one request, and one from the other runtime once it found main stalled"
+    );
+    drop(other);
+}
+
+/// A caller that joined a fetch moments before its token arrived too late gets one more
+/// fetch (it had not waited: what made the token late happened before it asked); the
+/// caller that waited the whole time gets the error. One more fetch at most: if that one
+/// is late too, so is the answer.
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_joined_a_late_fetch_moments_ago_gets_one_more_fetch() {
+    let (server, provider) = scripted().await;
+    server.upstream.script([
+        five_second_token(Duration::from_secs(6)),
+        five_second_token(Duration::from_secs(6)),
+    ]);
+    let first = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    tokio::time::sleep(Duration::from_millis(5_700)).await;
+    let (first, late_joiner) = tokio::join!(first, provider.token());
+    assert_arrived_late(first.expect("no panic"));
+    assert_arrived_late(late_joiner);
+    assert_eq!(
+        server.upstream.served().len(),
+        2,
+        "one more fetch for the late joiner, not a loop"
+    );
+
+    // Once more, with an upstream that answers the second fetch at once.
+    server
+        .upstream
+        .script([five_second_token(Duration::from_secs(6))]);
+    let first = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    tokio::time::sleep(Duration::from_millis(5_700)).await;
+    let (first, late_joiner) = tokio::join!(first, provider.token());
+    assert_arrived_late(first.expect("no panic"));
+    let token = late_joiner.expect("the one more fetch succeeds");
+    assert_eq!(token.expires_in(), Duration::from_secs(3600));
+    assert_eq!(server.upstream.served().len(), 4);
+    assert!(
+        Arc::ptr_eq(&provider.token().await.unwrap(), &token),
+        "cached"
+    );
+}
+
+/// The refresh a 401 forces arrives too late (a clock jump while it was on its way): the
+/// refused call gets the API's 401 back (`None`), not the late token, and the refused
+/// token, still unexpired, is served meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_forced_refresh_that_arrives_late_is_not_handed_out() {
+    let (server, provider) = scripted().await;
+    let rejected = provider.token().await.unwrap();
+    server
+        .upstream
+        .script([five_second_token(Duration::from_secs(1))]);
+    let retry = tokio::spawn({
+        let (provider, rejected) = (provider.clone(), rejected.clone());
+        async move { provider.token_after_rejection(&rejected).await }
+    });
+    until_the_answer_is_on_its_way().await;
+    tokio::time::advance(Duration::from_millis(4_200)).await;
+    assert!(
+        retry.await.expect("no panic").is_none(),
+        "the API's 401, not the late token"
+    );
+    assert_eq!(server.upstream.served().len(), 2, "one forced refresh");
+    assert!(matches!(
+        provider.last_refresh_error(),
+        Some(Error::ArrivedLate(_))
+    ));
+    assert!(Arc::ptr_eq(&provider.token().await.unwrap(), &rejected));
 }
