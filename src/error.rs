@@ -170,6 +170,8 @@ impl Error {
         Self::Transport(Arc::new(error))
     }
 
+    /// Another process's failure, read from the fleet store's marker.
+    #[cfg(feature = "store")]
     pub(crate) fn shared(kind: FailureKind, status: Option<u16>, message: String) -> Self {
         Self::Shared(Box::new(SharedError {
             kind,
