@@ -827,3 +827,185 @@ async fn a_directory_swapped_for_a_symlink_after_opening_is_never_written_throug
         "cleared where it was opened"
     );
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`, `-KILL`) to the process `pid`.
+fn send_signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A process this test stopped: resumed and killed when dropped, whatever the outcome, so
+/// that nothing is left behind.
+struct StoppedProcess(u32);
+
+impl Drop for StoppedProcess {
+    fn drop(&mut self) {
+        send_signal(self.0, "-CONT");
+        send_signal(self.0, "-KILL");
+    }
+}
+
+/// A lock holder that is alive but stopped (SIGSTOP: a debugger, a suspended job, a paused
+/// VM) keeps its kernel lock for as long as it lives, but no longer renews its heartbeat
+/// (the lease file's mtime). Once that is two lease TTLs old (4 s), one waiter takes the
+/// lease over and fetches, as a Redis lease would expire: three runs with `--timeout 10`
+/// all print the same token, for one request after the stopped holder's. On main all three
+/// waited on the lock and exited 5 at their timeout, with no request of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_stopped_with_sigstop_is_taken_over_by_one_waiter() {
+    let mock = MockServer::start().await.unwrap();
+    mock.set_delay(Duration::from_secs(3600));
+    let cache = tempfile::tempdir().unwrap();
+    let holder = cli(&mock, cache.path(), "token").spawn().unwrap();
+    let stopped = StoppedProcess(holder.id().expect("a running holder"));
+    // It takes the lock before it asks for a token: its request arriving means it holds it.
+    until(|| mock.request_count() == 1).await;
+    assert!(send_signal(stopped.0, "-STOP"), "the holder stopped");
+    mock.clear_faults();
+
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            cli(&mock, cache.path(), "token")
+                .args(["--timeout", "10"])
+                .output()
+        })
+        .collect();
+    let outputs = futures_util::future::join_all(runs).await;
+    let tokens: HashSet<String> = outputs
+        .iter()
+        .map(|output| token_of(output.as_ref().unwrap()))
+        .collect();
+    assert_eq!(tokens.len(), 1, "every run printed the same token");
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "the stopped holder's request, then one for the three runs"
+    );
+    let again = cli(&mock, cache.path(), "token").output().await.unwrap();
+    assert!(
+        tokens.contains(&token_of(&again)),
+        "the next run reads the record"
+    );
+    assert_eq!(mock.request_count(), 2);
+    drop(stopped);
+    drop(holder);
+}
+
+/// The lease file's path of a record's.
+fn lease_of(record: &Path) -> PathBuf {
+    let mut name = record.as_os_str().to_owned();
+    name.push(":lease");
+    PathBuf::from(name)
+}
+
+/// What a test puts where a file of the store should be.
+#[derive(Clone, Copy, Debug)]
+enum Odd {
+    Symlink,
+    Fifo,
+    Directory,
+}
+
+/// Puts `odd` at `path`; a link points at `target`.
+fn put_odd(odd: Odd, path: &Path, target: &Path) {
+    match odd {
+        Odd::Symlink => std::os::unix::fs::symlink(target, path).unwrap(),
+        Odd::Fifo => {
+            let made = std::process::Command::new("mkfifo").arg(path).status();
+            assert!(made.unwrap().success(), "mkfifo");
+        }
+        Odd::Directory => fs::create_dir(path).unwrap(),
+    }
+}
+
+/// A symbolic link, a FIFO or an empty directory where a record, a lease or the directory
+/// lock should be is removed (a link never followed) and replaced by a regular file, with a
+/// warning saying what was found: three runs make one request between them, the file at
+/// that name is regular again, and the link's target is untouched. On main each of the
+/// three runs warned "a read-only or full disk, or no permission?" and fetched (3 requests),
+/// and the cache never came back (a FIFO or a link at a record's name was a plain miss, then
+/// replaced: those two passed).
+#[tokio::test]
+async fn a_link_fifo_or_directory_at_one_of_our_names_is_replaced_with_a_warning() {
+    let mock = MockServer::start().await.unwrap();
+    let mut failures = Vec::new();
+    for place in ["record", "lease", ".lock"] {
+        for odd in [Odd::Symlink, Odd::Fifo, Odd::Directory] {
+            let cache = tempfile::tempdir().unwrap();
+            let outside = cache.path().join("outside.txt");
+            fs::write(&outside, b"outside").unwrap();
+            token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+            let dir = store_dir(cache.path());
+            let record = the_record(&dir);
+            let path = match place {
+                "record" => record.clone(),
+                "lease" => lease_of(&record),
+                _ => dir.join(".lock"),
+            };
+            let _ = fs::remove_file(&path);
+            if place != "record" {
+                // A cold cache, so that the runs need the lease and the directory lock.
+                fs::remove_file(&record).unwrap();
+            }
+            put_odd(odd, &path, &outside);
+            let before = mock.request_count();
+            let mut stderr = String::new();
+            for _ in 0..3 {
+                let run = cli(&mock, cache.path(), "token").output().await.unwrap();
+                token_of(&run);
+                stderr.push_str(&stderr_of(&run));
+            }
+            let requests = mock.request_count() - before;
+            let regular = fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file());
+            let said = match odd {
+                Odd::Symlink => "symbolic link",
+                Odd::Fifo => "FIFO",
+                Odd::Directory => "directory",
+            };
+            let label = format!("{odd:?} at {place}");
+            if requests != 1 {
+                failures.push(format!("{label}: {requests} requests for 3 runs"));
+            }
+            if place != "record" && !regular {
+                failures.push(format!("{label}: not replaced by a regular file"));
+            }
+            if stderr.contains("read-only") {
+                failures.push(format!("{label}: guessed a read-only disk: {stderr}"));
+            }
+            if fs::read(&outside).unwrap() != b"outside" {
+                failures.push(format!("{label}: the link's target was written"));
+            }
+            let repaired = !matches!((odd, place), (Odd::Symlink | Odd::Fifo, "record"));
+            if repaired && !stderr.contains(said) {
+                failures.push(format!("{label}: the warning does not say what: {stderr}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A directory with files in it at the lease's name is never emptied: every run still gets
+/// a token (a direct fetch), and the warning names the directory and says what to do
+/// instead of guessing at the disk.
+#[tokio::test]
+async fn a_directory_with_files_at_the_lease_name_is_left_and_named() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let dir = store_dir(cache.path());
+    let record = the_record(&dir);
+    let lease = lease_of(&record);
+    fs::remove_file(&record).unwrap();
+    let _ = fs::remove_file(&lease);
+    fs::create_dir(&lease).unwrap();
+    fs::write(lease.join("notes.txt"), b"mine").unwrap();
+    let run = cli(&mock, cache.path(), "token").output().await.unwrap();
+    token_of(&run);
+    let stderr = stderr_of(&run);
+    assert!(stderr.contains(&*lease.to_string_lossy()), "{stderr}");
+    assert!(stderr.contains("move it"), "{stderr}");
+    assert!(!stderr.contains("read-only"), "{stderr}");
+    assert_eq!(fs::read(lease.join("notes.txt")).unwrap(), b"mine");
+}

@@ -8,7 +8,7 @@
 #[path = "support/example_keys.rs"]
 mod example_keys;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use example_keys::CLIENT_SECRET;
 use vipps_access_token::{
@@ -65,6 +65,7 @@ fn inode(path: &std::path::Path) -> u64 {
 /// A holder id of the shape `lease.rs` makes: 32 hex digits.
 const HOLDER_A: &[u8] = b"0123456789abcdef0000000000000001";
 const HOLDER_B: &[u8] = b"fedcba98765432100000000000000002";
+const HOLDER_C: &[u8] = b"00112233445566770000000000000003";
 
 /// Renewing is a lock's business, not the file's: the lease file stays the same file (so
 /// the lock on it stays the one every process sees), and a renewed lease outlives its
@@ -185,4 +186,107 @@ async fn saves_prune_at_most_once_a_minute_and_prune_free_lease_files() {
         .await
         .unwrap();
     assert!(!expired.exists(), "pruned again after a minute");
+}
+
+/// The lease file's heartbeat: its mtime, on the wall clock.
+fn heartbeat(path: &std::path::Path) -> SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Makes the lease file's heartbeat `age` old, as if its holder had stopped renewing.
+fn age_heartbeat(path: &std::path::Path, age: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+/// True when `at` is within a few seconds of now: a heartbeat just beaten.
+fn just_now(at: SystemTime) -> bool {
+    SystemTime::now()
+        .duration_since(at)
+        .is_ok_and(|age| age < Duration::from_secs(3))
+}
+
+/// A holder that still holds the lock but has stopped renewing (a stopped process: here a
+/// store whose heartbeat the test makes old) is taken over once its heartbeat is older
+/// than two TTLs, as a Redis lease would expire: the taker holds the lease without the
+/// lock, names itself in the file and beats the heartbeat, so a third waiter is refused;
+/// the stalled holder learns at its next renewal that it lost the lease; once it lets go,
+/// the taker's next renewal takes the lock. A heartbeat younger than two TTLs is never
+/// taken over. On main no waiter ever got the lease while the lock was held.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_holder_is_taken_over_once_its_heartbeat_is_two_ttls_old() {
+    let cache = tempfile::tempdir().unwrap();
+    let a = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let b = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let c = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let ttl = Duration::from_secs(2);
+    let lease = "vipps-access-token:test:lease";
+    let path = cache.path().join(lease);
+    assert!(a.put_if_absent(lease, HOLDER_A, ttl).await.unwrap());
+    let held = inode(&path);
+
+    age_heartbeat(&path, Duration::from_secs(10));
+    assert!(a.extend_if_equal(lease, HOLDER_A, ttl).await.unwrap());
+    assert!(just_now(heartbeat(&path)), "a renewal beats the heartbeat");
+    assert_eq!(inode(&path), held, "in place");
+
+    age_heartbeat(&path, Duration::from_secs(3));
+    assert!(
+        !b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap(),
+        "a heartbeat younger than two TTLs: still held"
+    );
+    age_heartbeat(&path, Duration::from_secs(5));
+    assert!(
+        b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap(),
+        "older than two TTLs: taken over"
+    );
+    assert_eq!(inode(&path), held, "the lease file is never replaced");
+    assert!(just_now(heartbeat(&path)), "the taker beats the heartbeat");
+    assert_eq!(c.get(lease).await.unwrap().as_deref(), Some(HOLDER_B));
+    assert!(
+        !c.put_if_absent(lease, HOLDER_C, ttl).await.unwrap(),
+        "one taker: the others wait for it"
+    );
+    assert!(
+        !a.extend_if_equal(lease, HOLDER_A, ttl).await.unwrap(),
+        "the stalled holder lost its lease, as on Redis"
+    );
+    assert!(b.extend_if_equal(lease, HOLDER_B, ttl).await.unwrap());
+
+    // The stalled holder lets go of its lock; the taker's next renewal takes it.
+    assert!(a.delete_if_equal(lease, HOLDER_A).await.unwrap());
+    assert!(b.extend_if_equal(lease, HOLDER_B, ttl).await.unwrap());
+    let file = std::fs::File::open(&path).unwrap();
+    assert!(
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        "the taker holds the lock now"
+    );
+    drop(file);
+    assert!(!c.put_if_absent(lease, HOLDER_C, ttl).await.unwrap());
+    assert!(b.delete_if_equal(lease, HOLDER_B).await.unwrap());
+    assert!(
+        c.put_if_absent(lease, HOLDER_C, ttl).await.unwrap(),
+        "free at once"
+    );
+}
+
+/// A taker that gives the lease back (its fetch was dropped) leaves no heartbeat: the next
+/// waiter takes over at once, rather than two more TTLs later, as a released Redis lease
+/// is free at once.
+#[tokio::test(start_paused = true)]
+async fn a_taken_over_lease_given_back_is_free_for_the_next_waiter_at_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let a = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let b = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let c = FileTokenStore::new(cache.path(), config_from_secret()).unwrap();
+    let ttl = Duration::from_secs(2);
+    let lease = "vipps-access-token:test:lease";
+    let path = cache.path().join(lease);
+    assert!(a.put_if_absent(lease, HOLDER_A, ttl).await.unwrap());
+    age_heartbeat(&path, Duration::from_secs(5));
+    assert!(b.put_if_absent(lease, HOLDER_B, ttl).await.unwrap());
+    assert!(b.delete_if_equal(lease, HOLDER_B).await.unwrap());
+    assert_eq!(c.get(lease).await.unwrap(), None, "nobody named");
+    assert!(c.put_if_absent(lease, HOLDER_C, ttl).await.unwrap());
+    assert_eq!(b.get(lease).await.unwrap().as_deref(), Some(HOLDER_C));
 }

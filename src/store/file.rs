@@ -26,8 +26,6 @@ use super::{
 };
 use crate::{flow::Flow, sync::lock};
 
-/// The directory's own lock: a record's compare-and-delete against a concurrent rename.
-const DIR_LOCK: &str = ".lock";
 /// A temporary file older than this was left by a writer that died; a younger one may be
 /// being written.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
@@ -39,10 +37,15 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// The directory is created `0700` if missing, and used only if it belongs to this user,
 /// is not a symbolic link and no other user can write to it; it is opened once, and every
 /// file is reached through that open directory, so swapping the path for a link later
-/// changes nothing. Files are `0600`. A lease is an OS file lock, released by the kernel
-/// when its holder dies and held for the whole fetch; a waiter blocks on it, within half
-/// the operation timeout per try, then reads the record. `Debug` shows the directory and
-/// the keys' public ids, never a key.
+/// changes nothing. Files are `0600`; what stands at one of the store's names and is not a
+/// regular file (a link, a FIFO, an empty directory) is removed, never followed, and
+/// replaced, with a warning. A lease is an OS file lock, released by the kernel when its
+/// holder dies and held for the whole fetch; a waiter blocks on it, within half the
+/// operation timeout per try, then reads the record. A holder that lives but has stopped
+/// (SIGSTOP, a debugger, a paused VM) stops beating its heartbeat (the lock file's mtime,
+/// renewed every third of the lease TTL): two TTLs later one waiter takes its lease over,
+/// without the lock, and fetches, as a Redis lease would expire. `Debug` shows the
+/// directory and the keys' public ids, never a key.
 ///
 /// ```no_run
 /// use vipps_access_token::{ClientSecret, store::{FileTokenStore, SealingKeys, StoreConfig}};
@@ -183,9 +186,16 @@ impl FileTokenStore {
         Ok(removed)
     }
 
+    /// The store's error for `error`: the system's own errors with their usual causes;
+    /// the store's (a directory in the way of one of its files) say what to do themselves.
     fn failed(&self, operation: &str, file: &str, error: io::Error) -> StoreError {
+        let guess = if error.raw_os_error().is_some() {
+            " (a read-only or full disk, or no permission?)"
+        } else {
+            ""
+        };
         StoreError::Unavailable(format!(
-            "cannot {operation} {}: {error} (a read-only or full disk, or no permission?)",
+            "cannot {operation} {}: {error}{guess}",
             self.dir.path().join(file).display()
         ))
     }
@@ -271,11 +281,10 @@ impl FileTokenStore {
         self.remove_stale_temp_files();
     }
 
-    /// Takes the directory's lock, held for a rename or a compare-and-delete: microseconds.
+    /// Takes the directory's lock, held for a rename or a compare-and-delete (a record's,
+    /// against a concurrent rename): microseconds.
     fn lock_dir(&self) -> io::Result<File> {
-        let file = self.dir.open_lock(DIR_LOCK)?;
-        file.lock()?;
-        Ok(file)
+        self.dir.lock()
     }
 
     fn read(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -401,7 +410,10 @@ impl TokenStore for FileTokenStore {
     /// An OS lock on the file of `key`, held by this process until
     /// [`delete_if_equal`](TokenStore::delete_if_equal) with the same value, `ttl` without
     /// a renewal, or the process's end; `value` is written into the file for others to
-    /// read.
+    /// read. A takeover: when the lock's holder has not beaten its heartbeat (the file's
+    /// mtime, at each renewal) for two `ttl`s, it is stalled, and the lease is granted
+    /// without the lock, as a Redis lease expires; the lock is taken at a later renewal,
+    /// once the stalled holder lets go.
     fn put_if_absent<'a>(
         &'a self,
         key: &'a str,
@@ -426,8 +438,10 @@ impl TokenStore for FileTokenStore {
         async move { self.delete_if_equal_now(key, value) }.boxed()
     }
 
-    /// A lease is renewed in this process only (the lock file is not touched): true when
-    /// `value` is the holder of the lease this process holds. Any other key: read, compare,
+    /// A lease is renewed in place: its deadline in this process moves and its heartbeat
+    /// (the lock file's mtime) is beaten, so that waiters can tell a live holder from a
+    /// stalled one; true when `value` holds the lease this process holds and the file still
+    /// names it (false once another process took it over). Any other key: read, compare,
     /// write (not atomic).
     fn extend_if_equal<'a>(
         &'a self,
@@ -437,7 +451,10 @@ impl TokenStore for FileTokenStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         async move {
             if file_names::is_lease(key) {
-                return Ok(self.leases.extend(key, value, ttl));
+                return self
+                    .leases
+                    .extend(&self.dir, key, value, ttl)
+                    .map_err(|error| self.failed("renew", &file_names::file_name(key), error));
             }
             if self.read(key)?.as_deref() != Some(value) {
                 return Ok(false);

@@ -2,7 +2,10 @@
 //! effective user, not be a symbolic link, and not be writable by others. Every file
 //! operation is then relative to that open handle (`openat`, `renameat`, `unlinkat`, never
 //! following a link), not to its path: a directory swapped for a link after it was opened
-//! cannot send a write or a removal anywhere else.
+//! cannot send a write or a removal anywhere else. What stands at one of the store's own
+//! names and is not a regular file (a link, a FIFO, a socket, a device, an empty
+//! directory) is removed, never followed, and a regular file made in its place, with a
+//! warning saying what was found; a directory with files in it is left, and named.
 
 use std::{
     fs::File,
@@ -11,6 +14,10 @@ use std::{
 };
 
 use super::StoreError;
+
+/// The directory's own lock file: held for a rename, a compare-and-delete, or a lease's
+/// takeover (microseconds).
+const DIR_LOCK: &str = ".lock";
 
 /// An open, trusted cache directory.
 pub(super) struct CacheDir {
@@ -48,6 +55,23 @@ impl CacheDir {
     /// The path the directory was opened at.
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes the directory's lock, waiting for it.
+    pub(super) fn lock(&self) -> io::Result<File> {
+        let file = self.open_lock(DIR_LOCK)?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    /// Takes the directory's lock if nobody holds it; `None` when someone does.
+    pub(super) fn try_lock(&self) -> io::Result<Option<File>> {
+        let file = self.open_lock(DIR_LOCK)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
     }
 }
 
@@ -133,11 +157,20 @@ impl CacheDir {
     }
 
     /// The file `name`, open for reading and writing, created (`0600`) if missing: a lock
-    /// file.
+    /// file. Anything else at `name` is replaced ([`Self::make_way`]).
     pub(super) fn open_lock(&self, name: &str) -> io::Result<File> {
         use rustix::fs::OFlags;
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        self.open_at(name, flags)
+        match self.open_at(name, flags) {
+            Err(error) => {
+                if self.make_way(name)? {
+                    self.open_at(name, flags)
+                } else {
+                    Err(error)
+                }
+            }
+            opened => opened,
+        }
     }
 
     /// A new file `name` (`0600`), for writing; fails if `name` exists.
@@ -148,9 +181,68 @@ impl CacheDir {
         self.open_at(name, flags)
     }
 
-    /// Renames `from` to `to`, replacing `to`, both in this directory.
+    /// Renames `from` to `to`, replacing `to`, both in this directory. A rename replaces a
+    /// link or a FIFO at `to` (the link itself, never its target); a directory there is
+    /// removed first ([`Self::make_way`]).
     pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        Ok(rustix::fs::renameat(&self.handle, from, &self.handle, to)?)
+        let rename = || rustix::fs::renameat(&self.handle, from, &self.handle, to);
+        match rename() {
+            Ok(()) => Ok(()),
+            Err(error) if self.make_way(to)? => rename().map_err(|_| error.into()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Removes what stands at `name`, one of the store's own names, if it is not a regular
+    /// file, so that a file of ours can be made there: a symbolic link (removed, never
+    /// followed), a FIFO, a socket, a device, an empty directory; warns saying what it
+    /// found. True when something was removed (or vanished meanwhile); false when `name` is
+    /// a regular file or missing. A directory with files in it is left alone: an error that
+    /// names it and says what to do.
+    fn make_way(&self, name: &str) -> io::Result<bool> {
+        use rustix::{
+            fs::{AtFlags, FileType},
+            io::Errno,
+        };
+        let stat = match rustix::fs::statat(&self.handle, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        let what = match kind {
+            FileType::RegularFile => return Ok(false),
+            FileType::Symlink => "a symbolic link",
+            FileType::Fifo => "a FIFO",
+            FileType::Socket => "a socket",
+            FileType::CharacterDevice | FileType::BlockDevice => "a device",
+            FileType::Directory => "a directory",
+            FileType::Unknown => "a file of an unknown type",
+        };
+        let path = self.path.join(name);
+        let flags = if kind == FileType::Directory {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        match rustix::fs::unlinkat(&self.handle, name, flags) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::NOTEMPTY | Errno::EXIST) => {
+                return Err(io::Error::other(format!(
+                    "{} is a directory with files in it, where the token cache keeps a file \
+                     of its own: move it elsewhere (or remove it), and the cache repairs \
+                     itself",
+                    path.display()
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tracing::warn!(
+            "vipps token cache: found {what} at {}, where the cache keeps a regular file of \
+             its own; removed it (never followed) and made the file anew",
+            path.display()
+        );
+        Ok(true)
     }
 
     /// Removes the file `name` (a link is removed, not followed).
@@ -180,7 +272,7 @@ impl CacheDir {
         if !file.metadata()?.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "not a regular file",
+                "not a regular file, and it could not be replaced by one",
             ));
         }
         Ok(file)
