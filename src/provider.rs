@@ -21,7 +21,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Weak},
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -40,7 +40,7 @@ use crate::{
     slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots},
     source::TokenSource,
     sync::lock,
-    throttle::ForcedRefreshes,
+    throttle::{FailureBackoffs, ForcedRefreshes},
     token::AccessToken,
 };
 
@@ -81,7 +81,8 @@ const LATE_REFETCH_WITHIN: Duration = Duration::from_millis(500);
 pub struct TokenProvider {
     client: Client,
     source: TokenSource,
-    key: Arc<CacheKey>,
+    /// The keys and endpoint, whatever the merchant: what the rate limits count by.
+    endpoint: Arc<CacheKey>,
     slot: Arc<Slot>,
     cache: Arc<Cache>,
 }
@@ -140,6 +141,7 @@ impl TokenProviderBuilder {
             policy: self.policy,
             slots: Slots::new(self.max_slots),
             forced_refreshes: ForcedRefreshes::new(self.max_slots),
+            failure_backoffs: FailureBackoffs::new(self.max_slots),
             #[cfg(feature = "store")]
             store: self.store,
         });
@@ -157,8 +159,8 @@ struct CacheKey {
 }
 
 impl CacheKey {
-    /// The key of the keys and endpoint, whatever the merchant: what forced refreshes are
-    /// limited by.
+    /// The key of the keys and endpoint, whatever the merchant: what forced refreshes and
+    /// the wait after failures are counted by.
     fn without_merchant(&self) -> Self {
         Self {
             merchant_serial_number: None,
@@ -173,6 +175,8 @@ struct Cache {
     slots: Slots<CacheKey>,
     /// When a 401 last forced a refresh, per keys and endpoint.
     forced_refreshes: ForcedRefreshes<CacheKey>,
+    /// The wait after failures with no usable token, per keys and endpoint.
+    failure_backoffs: FailureBackoffs<CacheKey>,
     /// Where the fleet shares its tokens, if anywhere.
     #[cfg(feature = "store")]
     store: Option<Arc<dyn crate::store::TokenStore>>,
@@ -219,7 +223,7 @@ impl TokenProvider {
         Self {
             client,
             source,
-            key: Arc::new(key),
+            endpoint: Arc::new(key.without_merchant()),
             slot,
             cache,
         }
@@ -263,7 +267,10 @@ impl TokenProvider {
     /// asks meanwhile. A failed fetch is handed to the callers that waited for it; while no
     /// usable token is left, callers then share that error for a short wait that grows with
     /// every failure in a row ([`RefreshPolicy::failure_backoff`]) instead of asking the
-    /// token endpoint on every call, and the first call after it tries again.
+    /// token endpoint on every call, and the first call after it tries again. The wait is
+    /// per keys and endpoint, whatever the merchant (refused keys or an endpoint that is
+    /// down fail for every merchant alike): a failure for one merchant is shared with the
+    /// others that have no usable token, and a success for any of them resets it.
     ///
     /// A fetched token is never handed out in its last [`RefreshPolicy::expiry_margin`]:
     /// one that arrives that late (a slow answer, a runtime that stood still, a clock that
@@ -315,10 +322,12 @@ impl TokenProvider {
             self.refresh_in_background(&cached);
             return Ok(cached.token.clone());
         }
-        if let Some(error) = self.slot.backoff.current()
-            && !self.slot.flight.is_running()
+        if !self.slot.flight.is_running()
+            && let Some(error) = self.cache.failure_backoffs.current(&self.endpoint)
         {
-            tracing::debug!("vipps access token fetch failed moments ago: sharing its error");
+            tracing::debug!(
+                "a vipps access token fetch for these keys failed moments ago: sharing its error"
+            );
             return Err(error);
         }
         tracing::debug!("vipps access token cache miss");
@@ -458,7 +467,7 @@ impl TokenProvider {
             return Some(token);
         }
         let forced = self.cache.forced_refreshes.try_force(
-            self.key.without_merchant(),
+            (*self.endpoint).clone(),
             self.cache.policy.forced_refresh_interval,
             || {
                 self.invalidate_token(rejected);
@@ -526,16 +535,20 @@ impl TokenProvider {
         }
     }
 
-    /// The error of the last fetch, if it failed; cleared by the next success. While a
-    /// background refresh fails, the old token is served until it expires.
+    /// The error of this key's last fetch, if it failed; cleared by the next success. While
+    /// a background refresh fails, the old token is served until it expires. A call that
+    /// shared the failure of another merchant's fetch (the wait after failures is per keys
+    /// and endpoint) leaves it as it was: that error came back from `token()`.
     pub fn last_refresh_error(&self) -> Option<Error> {
         lock(&self.slot.last_error).clone()
     }
 
-    /// One fetch, which caches its outcome into the slot (if the slot still exists).
+    /// One fetch, which caches its outcome into the slot (if the slot still exists) and
+    /// notes it for the wait after failures of its keys and endpoint.
     fn fetch(&self) -> impl Future<Output = FetchOutcome> + Send + 'static {
         let client = self.client.clone();
         let source = self.source.clone();
+        let endpoint = self.endpoint.clone();
         let slot = Arc::downgrade(&self.slot);
         let cache = Arc::downgrade(&self.cache);
         let policy = self.cache.policy;
@@ -587,10 +600,23 @@ impl TokenProvider {
                 }
                 Err(error) => tracing::warn!(%error, "fetching a vipps access token failed"),
             }
-            if let Some(slot) = slot.upgrade() {
-                keep(&slot, &outcome, policy, source.flow_name());
+            let token_left = slot
+                .upgrade()
+                .is_some_and(|slot| keep(&slot, &outcome, policy, source.flow_name()));
+            if let Some(cache) = cache.upgrade() {
+                match &outcome {
+                    Ok(_) => cache.failure_backoffs.succeeded(&endpoint),
+                    // A token that arrived late says nothing about the next request (a
+                    // suspend, a runtime that stood still), and a slow upstream limits
+                    // itself: each late answer took most of a token's life.
+                    Err(Error::ArrivedLate(_)) => {}
+                    Err(error) if !token_left => {
+                        cache.failure_backoffs.failed(&endpoint, error, &policy);
+                    }
+                    Err(_) => {}
+                }
+                report_expiry(&cache, &source);
             }
-            report_expiry(&cache, &source);
             outcome
         }
         .instrument(span)
@@ -634,8 +660,9 @@ impl Future for TokenFuture<'_> {
 }
 
 /// Puts a fetch's outcome into the slot: a new token, or the error beside the old token. A
-/// token that arrived too late is a failure here: the old token stays.
-fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'static str) {
+/// token that arrived too late is a failure here: the old token stays. Returns whether the
+/// slot holds a usable token now.
+fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'static str) -> bool {
     match outcome {
         Ok(token) => {
             let fresh = Arc::new(Cached::new(token.clone(), policy));
@@ -648,7 +675,7 @@ fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'stat
                 _ => Some(fresh.clone()),
             });
             *lock(&slot.last_error) = None;
-            slot.backoff.succeeded();
+            true
         }
         Err(error) => {
             *lock(&slot.last_error) = Some(error.clone());
@@ -660,14 +687,11 @@ fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'stat
                     .is_usable(now)
                     .then(|| Arc::new(cached.refresh_again_after(policy.retry_interval)))
             });
-            if slot.holds_usable_token(now) {
+            let token_left = slot.holds_usable_token(now);
+            if token_left {
                 metrics::refresh_failed(flow);
-            } else if !matches!(error, Error::ArrivedLate(_)) {
-                // A token that arrived late says nothing about the next request (a suspend,
-                // a runtime that stood still), and a slow upstream limits itself: each late
-                // answer took most of a token's life.
-                slot.backoff.failed(error, &policy);
             }
+            token_left
         }
     }
 }
@@ -675,10 +699,7 @@ fn keep(slot: &Slot, outcome: &FetchOutcome, policy: RefreshPolicy, flow: &'stat
 /// Sets the flow's expiry gauge to the soonest expiry among its cached tokens, whatever
 /// their merchant or keys: the one that needs attention first.
 #[cfg(feature = "metrics")]
-fn report_expiry(cache: &Weak<Cache>, source: &TokenSource) {
-    let Some(cache) = cache.upgrade() else {
-        return;
-    };
+fn report_expiry(cache: &Cache, source: &TokenSource) {
     let flow = source.flow_name();
     let soonest = cache
         .slots
@@ -689,7 +710,7 @@ fn report_expiry(cache: &Weak<Cache>, source: &TokenSource) {
 }
 
 #[cfg(not(feature = "metrics"))]
-fn report_expiry(_: &Weak<Cache>, _: &TokenSource) {}
+fn report_expiry(_: &Cache, _: &TokenSource) {}
 
 #[cfg(all(test, feature = "mock"))]
 mod tests {

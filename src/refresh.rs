@@ -19,29 +19,36 @@ use crate::{error::Error, freshness::Freshness, time::coarse_wall_clock, token::
 ///
 /// A provider checks its policy when it is given one
 /// ([`crate::TokenProviderBuilder::refresh_policy`], [`crate::TokenProvider::with_policy`]):
-/// see [`Self::validate`].
+/// see [`Self::validate`]. A token is always fresh (served without a refresh) for at
+/// least a tenth of its life, and every wait and interval is at least a millisecond, so
+/// no value makes every call a token request.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RefreshPolicy {
-    /// The share of a token's life left when refreshing starts, before jitter: 0 to 1.
+    /// The share of a token's life left when refreshing starts, before jitter: 0 to 0.9,
+    /// and at most 0.9 together with `jitter_fraction`.
     pub refresh_fraction: f64,
-    /// The largest random share of a token's life added to `refresh_fraction`: 0 to 1.
+    /// The largest random share of a token's life added to `refresh_fraction`: 0 to 0.9,
+    /// and at most 0.9 together with `refresh_fraction`, so that a token is fresh for at
+    /// least a tenth of its life.
     pub jitter_fraction: f64,
     /// How long before expiry a token stops being handed out.
     pub expiry_margin: Duration,
     /// How long to wait before trying again after a background refresh failed (the old
-    /// token still being served). Not zero.
+    /// token still being served). At least 1 ms.
     pub retry_interval: Duration,
     /// At most one refresh per keys and endpoint (whatever the merchant) in this interval
     /// is forced by APIs answering 401 ([`crate::TokenProvider::token_after_rejection`]):
     /// an API that refuses every token (a key without the product, say) then costs the
-    /// token endpoint one request per interval, not one per call. 5 s by default.
+    /// token endpoint one request per interval, not one per call. 5 s by default; at least
+    /// 1 ms.
     pub forced_refresh_interval: Duration,
     /// After a fetch failed with no usable token to serve, callers share its error for
     /// this long (±20 % jitter) instead of fetching again; it doubles with every failure in
-    /// a row, up to `max_failure_backoff`, and a success resets it. 1 s by default; not zero.
+    /// a row, up to `max_failure_backoff`, and a success resets it. Counted per keys and
+    /// endpoint, whatever the merchant. 1 s by default; at least 1 ms.
     pub failure_backoff: Duration,
     /// The longest wait between fetches that keep failing with no usable token. 30 s by
-    /// default; at least `failure_backoff`.
+    /// default; at least `failure_backoff` (so at least 1 ms).
     pub max_failure_backoff: Duration,
 }
 
@@ -59,31 +66,63 @@ impl Default for RefreshPolicy {
     }
 }
 
+/// The largest share of a token's life that `refresh_fraction` and `jitter_fraction` may
+/// take together: a token is fresh for at least the rest (a tenth of it).
+const MAX_REFRESH_SHARE: f64 = 0.9;
+
+/// A rounding error's worth: `0.8 + 0.1` is a hair above 0.9 in `f64`, and is allowed.
+const SHARE_TOLERANCE: f64 = 1e-9;
+
+/// The shortest wait or interval a policy may have.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 impl RefreshPolicy {
     /// Checks every field: `Err` (an [`Error::InvalidInput`] naming the field and its
-    /// allowed range) for a value the provider cannot work with, such as a fraction that is
-    /// NaN or outside 0 to 1, or a zero wait after failures. Durations too long to add to
-    /// a clock are fine: they mean "not within the program's life".
+    /// allowed range) for a value the provider cannot work with or that would make every
+    /// call a token request:
+    ///
+    /// - `refresh_fraction` and `jitter_fraction`: NaN, outside 0 to 0.9, or more than 0.9
+    ///   together (a token must be fresh for at least a tenth of its life);
+    /// - `retry_interval`, `forced_refresh_interval` and `failure_backoff`: under 1 ms;
+    /// - `max_failure_backoff`: less than `failure_backoff`.
+    ///
+    /// Durations too long to add to a clock are fine: they mean "not within the program's
+    /// life". `expiry_margin` may be anything (it is at most a tenth of a token's life).
     pub fn validate(&self) -> Result<(), Error> {
         for (field, value) in [
             ("refresh_fraction", self.refresh_fraction),
             ("jitter_fraction", self.jitter_fraction),
         ] {
-            if !(0.0..=1.0).contains(&value) {
+            if !(0.0..=MAX_REFRESH_SHARE).contains(&value) {
                 return Err(Error::invalid_input(
                     field,
-                    format!("is {value}; use a share of the token's life from 0.0 to 1.0"),
+                    format!(
+                        "is {value}; use a share of the token's life from 0.0 to {MAX_REFRESH_SHARE}"
+                    ),
                 ));
             }
         }
+        let share = self.refresh_fraction + self.jitter_fraction;
+        if share > MAX_REFRESH_SHARE + SHARE_TOLERANCE {
+            return Err(Error::invalid_input(
+                "refresh_fraction",
+                format!(
+                    "plus jitter_fraction is {share} ({} + {}); keep the sum from 0.0 to {MAX_REFRESH_SHARE}, so that a token is fresh for at least a tenth of its life instead of being fetched again on every call",
+                    self.refresh_fraction, self.jitter_fraction
+                ),
+            ));
+        }
         for (field, value) in [
             ("retry_interval", self.retry_interval),
+            ("forced_refresh_interval", self.forced_refresh_interval),
             ("failure_backoff", self.failure_backoff),
         ] {
-            if value.is_zero() {
+            if value < MIN_INTERVAL {
                 return Err(Error::invalid_input(
                     field,
-                    "is zero, which would retry a failing token endpoint on every call; use at least a millisecond",
+                    format!(
+                        "is {value:?}, which would ask the token endpoint again on almost every call; use from 1 ms to Duration::MAX (never)"
+                    ),
                 ));
             }
         }
@@ -91,7 +130,7 @@ impl RefreshPolicy {
             return Err(Error::invalid_input(
                 "max_failure_backoff",
                 format!(
-                    "is {:?}, less than failure_backoff ({:?}); use at least failure_backoff",
+                    "is {:?}, less than failure_backoff ({:?}); use from failure_backoff to Duration::MAX",
                     self.max_failure_backoff, self.failure_backoff
                 ),
             ));
@@ -311,5 +350,106 @@ mod tests {
             ..RefreshPolicy::default()
         };
         assert!(endless.validate().is_ok(), "too long to add is fine");
+    }
+
+    fn refused_field(policy: RefreshPolicy) -> Option<&'static str> {
+        match policy.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidInput(error)) => {
+                assert!(
+                    error.reason.contains(" to "),
+                    "{}: no range in {:?}",
+                    error.field,
+                    error.reason
+                );
+                Some(error.field)
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    /// A token is fresh for at least a tenth of its life: the two fractions may take 0.9
+    /// of it together (with room for rounding: 0.8 + 0.1 is a hair above 0.9), not more.
+    #[test]
+    fn the_fractions_leave_a_tenth_of_the_life_fresh() {
+        let fractions = |refresh_fraction, jitter_fraction| RefreshPolicy {
+            refresh_fraction,
+            jitter_fraction,
+            ..RefreshPolicy::default()
+        };
+        for (refresh, jitter) in [(0.9, 0.0), (0.0, 0.9), (0.8, 0.1), (0.6, 0.3), (0.0, 0.0)] {
+            assert_eq!(
+                refused_field(fractions(refresh, jitter)),
+                None,
+                "{refresh} + {jitter}"
+            );
+        }
+        for (refresh, jitter, field) in [
+            (1.0, 0.0, "refresh_fraction"),
+            (0.0, 1.0, "jitter_fraction"),
+            (0.91, 0.0, "refresh_fraction"),
+            (0.0, 0.91, "jitter_fraction"),
+            (0.5, 0.5, "refresh_fraction"),
+            // 0.9999999999999999 in f64: under 1.0, and still a token that is never fresh.
+            (0.7, 0.3, "refresh_fraction"),
+            (0.9, 0.000_001, "refresh_fraction"),
+        ] {
+            assert_eq!(
+                refused_field(fractions(refresh, jitter)),
+                Some(field),
+                "{refresh} + {jitter}"
+            );
+        }
+        let Err(error) = fractions(0.5, 0.5).validate() else {
+            unreachable!()
+        };
+        let message = error.to_string();
+        assert!(message.contains("jitter_fraction"), "{message}");
+        assert!(message.contains("0.9"), "{message}");
+    }
+
+    /// Every wait and interval is at least a millisecond, as the messages say, and the
+    /// longest wait after failures is at least the first.
+    #[test]
+    fn waits_and_intervals_are_at_least_a_millisecond() {
+        let just_under = Duration::from_millis(1) - Duration::from_nanos(1);
+        type Set = fn(&mut RefreshPolicy, Duration);
+        let fields: [(&str, Set); 3] = [
+            ("retry_interval", |p, d| p.retry_interval = d),
+            ("forced_refresh_interval", |p, d| {
+                p.forced_refresh_interval = d
+            }),
+            ("failure_backoff", |p, d| {
+                p.failure_backoff = d;
+                p.max_failure_backoff = d;
+            }),
+        ];
+        for (field, set) in fields {
+            for (value, refused) in [
+                (Duration::ZERO, true),
+                (Duration::from_nanos(1), true),
+                (just_under, true),
+                (Duration::from_millis(1), false),
+            ] {
+                let mut policy = RefreshPolicy::default();
+                set(&mut policy, value);
+                assert_eq!(
+                    refused_field(policy),
+                    refused.then_some(field),
+                    "{field} = {value:?}"
+                );
+            }
+        }
+        let backoff = |failure_backoff, max_failure_backoff| RefreshPolicy {
+            failure_backoff,
+            max_failure_backoff,
+            ..RefreshPolicy::default()
+        };
+        let second = Duration::from_secs(1);
+        assert_eq!(refused_field(backoff(second, second)), None);
+        assert_eq!(
+            refused_field(backoff(second, second - Duration::from_nanos(1))),
+            Some("max_failure_backoff")
+        );
     }
 }

@@ -22,8 +22,7 @@ use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
 use crate::{
-    error::Error, refresh::Cached, single_flight::SingleFlight, sync::lock,
-    throttle::FailureBackoff, token::AccessToken,
+    error::Error, refresh::Cached, single_flight::SingleFlight, sync::lock, token::AccessToken,
 };
 
 /// The default for [`crate::TokenProviderBuilder::max_slots`].
@@ -46,8 +45,6 @@ pub(crate) struct Slot {
     pub(crate) flight: SingleFlight<FetchOutcome>,
     /// The last fetch's error, until a fetch succeeds.
     pub(crate) last_error: Mutex<Option<Error>>,
-    /// The error callers share, while no usable token is left, instead of fetching again.
-    pub(crate) backoff: FailureBackoff,
     /// The expiry of the last token refused with 401: the fleet's store must not hand it
     /// back.
     #[cfg(feature = "store")]

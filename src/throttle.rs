@@ -1,6 +1,7 @@
 //! How often the token endpoint may be asked when asking does not help: [`ForcedRefreshes`]
-//! (refreshes that APIs answering 401 force, per keys and endpoint) and [`FailureBackoff`]
-//! (fetches after failures, per key, while no usable token is left).
+//! (refreshes that APIs answering 401 force) and [`FailureBackoffs`] (fetches after
+//! failures while no usable token is left), both per keys and endpoint, whatever the
+//! merchant, in bounded maps that outlive slot eviction.
 
 use std::{collections::HashMap, hash::Hash, sync::Mutex, time::Duration};
 
@@ -64,56 +65,129 @@ impl<K: Hash + Eq + Clone> ForcedRefreshes<K> {
 /// After a fetch failed with no usable token left, its error is shared for a short,
 /// growing, jittered wait instead of fetching again on every call: from
 /// [`RefreshPolicy::failure_backoff`], doubling up to
-/// [`RefreshPolicy::max_failure_backoff`], ±20 %. A success resets it.
-#[derive(Default)]
-pub(crate) struct FailureBackoff {
-    state: Mutex<Option<Backoff>>,
+/// [`RefreshPolicy::max_failure_backoff`], ±20 %.
+///
+/// Kept per keys and endpoint, not per merchant: keys that are refused or an endpoint that
+/// is down fail for every merchant alike, so 200 merchants cost the token endpoint what one
+/// does. Once a wait is over, one caller (whatever its merchant) tries again while the
+/// others go on sharing the error; a success for any merchant of those keys resets it.
+/// Kept apart from the slots, so evicting a slot does not reset its wait; bounded like
+/// them.
+pub(crate) struct FailureBackoffs<K> {
+    capacity: usize,
+    waits: Mutex<HashMap<K, Backoff>>,
 }
 
-/// The failures in a row so far.
+/// The failures in a row so far, for one keys and endpoint.
 struct Backoff {
     error: Error,
     /// No fetch until then; `None`: the wait is too long for the clock, so until a success.
     until: Option<Instant>,
     /// The wait before jitter, doubled by the next failure.
     wait: Duration,
+    /// A caller took the turn to try again once the wait was over: the failure of that
+    /// attempt doubles the wait. `until` then bounds the turn, in case no fetch comes of
+    /// it (a token was cached meanwhile, say).
+    trying: bool,
+}
+
+impl Backoff {
+    fn running(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
 }
 
 /// The share of a wait that jitter adds or takes away.
 const JITTER: f64 = 0.2;
 
-impl FailureBackoff {
-    /// The error to answer with instead of fetching, while the wait runs.
-    pub(crate) fn current(&self) -> Option<Error> {
-        let now = Instant::now();
-        let state = lock(&self.state);
-        let backoff = state.as_ref()?;
-        backoff
-            .until
-            .is_none_or(|until| now < until)
-            .then(|| backoff.error.clone())
+impl<K: Hash + Eq + Clone> FailureBackoffs<K> {
+    /// Remembers at most `capacity` keys (at least 1).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            waits: Mutex::default(),
+        }
     }
 
-    /// A fetch failed with `error`, and no usable token is left: wait before the next.
-    pub(crate) fn failed(&self, error: &Error, policy: &RefreshPolicy) {
-        let mut state = lock(&self.state);
-        let wait = match state.as_ref() {
+    /// The error to answer with instead of fetching, while the wait for `key` runs.
+    /// `None`: fetch. The first caller after a wait is over takes the turn to try again;
+    /// the others get the error until that attempt ends (or for one more wait, if it
+    /// never does).
+    pub(crate) fn current(&self, key: &K) -> Option<Error> {
+        let now = Instant::now();
+        let mut waits = lock(&self.waits);
+        let backoff = waits.get_mut(key)?;
+        if backoff.running(now) {
+            return Some(backoff.error.clone());
+        }
+        backoff.trying = true;
+        backoff.until = now.checked_add(backoff.wait);
+        None
+    }
+
+    /// A fetch for `key` failed with `error`, and no usable token is left: wait before the
+    /// next. A failure that ends while the wait runs and no caller took a turn (fetches
+    /// of several merchants that started together, before the first failure) shares the
+    /// wait rather than doubling it.
+    pub(crate) fn failed(&self, key: &K, error: &Error, policy: &RefreshPolicy) {
+        let now = Instant::now();
+        let mut waits = lock(&self.waits);
+        let wait = match waits.get_mut(key) {
+            Some(backoff) if !backoff.trying && backoff.running(now) => {
+                backoff.error = error.clone();
+                return;
+            }
             Some(previous) => previous.wait.saturating_mul(2),
-            None => policy.failure_backoff,
+            None => {
+                make_room(&mut waits, self.capacity, now);
+                policy.failure_backoff
+            }
         }
         .min(policy.max_failure_backoff);
         let jitter = 1.0 - JITTER + 2.0 * JITTER * fastrand::f64();
         let jittered = Duration::try_from_secs_f64(wait.as_secs_f64() * jitter).unwrap_or(wait);
-        *state = Some(Backoff {
-            error: error.clone(),
-            until: Instant::now().checked_add(jittered),
-            wait,
-        });
+        waits.insert(
+            key.clone(),
+            Backoff {
+                error: error.clone(),
+                until: now.checked_add(jittered),
+                wait,
+                trying: false,
+            },
+        );
     }
 
-    /// A fetch succeeded: the next failure waits the shortest time again.
-    pub(crate) fn succeeded(&self) {
-        *lock(&self.state) = None;
+    /// A fetch for `key` succeeded: the next failure waits the shortest time again.
+    pub(crate) fn succeeded(&self, key: &K) {
+        let mut waits = lock(&self.waits);
+        if !waits.is_empty() {
+            waits.remove(key);
+        }
+    }
+
+    /// How many keys are remembered now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.waits).len()
+    }
+}
+
+/// Frees a place in a full map: first keys whose wait is over (their next failure starts
+/// from the shortest wait again), then the one whose wait ends soonest.
+fn make_room<K: Hash + Eq + Clone>(waits: &mut HashMap<K, Backoff>, capacity: usize, now: Instant) {
+    if waits.len() < capacity {
+        return;
+    }
+    waits.retain(|_, backoff| backoff.running(now));
+    if waits.len() >= capacity {
+        // `None` (endless) sorts first in `Option`'s order: rank it last instead.
+        let soonest = waits
+            .iter()
+            .min_by_key(|(_, backoff)| (backoff.until.is_none(), backoff.until))
+            .map(|(key, _)| key.clone());
+        if let Some(soonest) = soonest {
+            waits.remove(&soonest);
+        }
     }
 }
 
@@ -153,20 +227,73 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_wait_grows_with_jitter_and_a_success_resets_it() {
-        let backoff = FailureBackoff::default();
+        let backoff = FailureBackoffs::new(8);
         let policy = RefreshPolicy::default();
         let error = Error::Interrupted;
-        assert!(backoff.current().is_none());
+        assert!(backoff.current(&"keys").is_none());
         for wait in [1, 2, 4, 8, 16, 30, 30] {
-            backoff.failed(&error, &policy);
+            backoff.failed(&"keys", &error, &policy);
             let wait = Duration::from_secs(wait);
             tokio::time::advance(wait.mul_f64(1.0 - JITTER) - Duration::from_millis(1)).await;
-            assert!(backoff.current().is_some(), "still waiting within {wait:?}");
+            assert!(
+                backoff.current(&"keys").is_some(),
+                "still waiting within {wait:?}"
+            );
+            assert!(backoff.current(&"other keys").is_none(), "per keys");
             tokio::time::advance(wait.mul_f64(2.0 * JITTER) + Duration::from_millis(2)).await;
-            assert!(backoff.current().is_none(), "done after {wait:?}");
+            assert!(backoff.current(&"keys").is_none(), "done after {wait:?}");
         }
-        backoff.failed(&error, &policy);
-        backoff.succeeded();
-        assert!(backoff.current().is_none());
+        backoff.failed(&"keys", &error, &policy);
+        backoff.succeeded(&"keys");
+        assert!(backoff.current(&"keys").is_none());
+    }
+
+    /// Once a wait is over, one caller tries again; the others share the error until its
+    /// attempt ends, or for one more wait if it never does.
+    #[tokio::test(start_paused = true)]
+    async fn one_caller_tries_again_after_a_wait() {
+        let backoff = FailureBackoffs::new(8);
+        let policy = RefreshPolicy::default();
+        backoff.failed(&1, &Error::Interrupted, &policy);
+        tokio::time::advance(Duration::from_millis(1200)).await;
+        assert!(backoff.current(&1).is_none(), "the one that tries");
+        assert!(backoff.current(&1).is_some(), "the others wait for it");
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert!(
+            backoff.current(&1).is_none(),
+            "a turn with no outcome runs out"
+        );
+    }
+
+    /// Failures of fetches that started together, before the first one failed, share one
+    /// wait instead of doubling it each.
+    #[tokio::test(start_paused = true)]
+    async fn failures_that_started_together_do_not_double_the_wait() {
+        let backoff = FailureBackoffs::new(8);
+        let policy = RefreshPolicy::default();
+        for _ in 0..8 {
+            backoff.failed(&1, &Error::Interrupted, &policy);
+        }
+        tokio::time::advance(Duration::from_millis(1201)).await;
+        assert!(backoff.current(&1).is_none(), "the first wait, not 2^8 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_waits_stay_within_capacity_and_endless_ones_never_overflow() {
+        let backoff = FailureBackoffs::new(4);
+        let endless = RefreshPolicy {
+            failure_backoff: Duration::MAX,
+            max_failure_backoff: Duration::MAX,
+            ..RefreshPolicy::default()
+        };
+        backoff.failed(&-1, &Error::Interrupted, &endless);
+        for key in 0..100 {
+            backoff.failed(&key, &Error::Interrupted, &RefreshPolicy::default());
+            assert!(backoff.len() <= 4);
+        }
+        assert!(backoff.current(&99).is_some());
+        tokio::time::advance(Duration::from_secs(1_000_000)).await;
+        backoff.failed(&-1, &Error::Interrupted, &endless);
+        assert!(backoff.current(&-1).is_some(), "endless: until a success");
     }
 }
