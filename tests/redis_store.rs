@@ -1164,3 +1164,142 @@ async fn a_slow_connection_does_not_count_against_the_first_operation() {
     assert_eq!(first.secret(), second.secret());
     assert!(!logs.text().contains("bypassed"), "{}", logs.text());
 }
+
+/// A loopback TCP proxy to `upstream` that delays every chunk by `delay` each way, in
+/// order: a Redis that far away on every packet, not only the first. Stops when dropped.
+struct FarProxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FarProxy {
+    async fn start(upstream: u16, delay: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        Self::pass(client_read, server_write, delay),
+                        Self::pass(server_read, client_write, delay),
+                    );
+                });
+            }
+        });
+        Self { port, task }
+    }
+
+    /// Copies `from` to `to`, each chunk `delay` after it was read.
+    async fn pass(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        delay: Duration,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (chunks, mut due) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        let writer = tokio::spawn(async move {
+            while let Some((at, bytes)) = due.recv().await {
+                tokio::time::sleep_until(at).await;
+                if to.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown().await;
+        });
+        let mut buffer = vec![0; 16 * 1024];
+        while let Ok(read @ 1..) = from.read(&mut buffer).await {
+            let _ = chunks.send((tokio::time::Instant::now() + delay, buffer[..read].to_vec()));
+        }
+        drop(chunks);
+        let _ = writer.await;
+    }
+}
+
+impl Drop for FarProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A Redis 60 ms away on every packet (a round trip of 120 ms, within the default 250 ms
+/// operation timeout) is used: the scripts are loaded while connecting, so each operation
+/// is one round trip. Before, a script's first run cost three (`EVALSHA`, `NOSCRIPT`,
+/// `SCRIPT LOAD`, `EVALSHA`): reads and saves timed out and every process bypassed the
+/// store. (150 ms each way, a round trip longer than the operation timeout, is bypassed:
+/// that is the operation timeout's job.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_redis_60ms_away_on_every_packet_is_used() {
+    let server = redis_or_skip!("a_redis_60ms_away_on_every_packet_is_used");
+    let proxy = FarProxy::start(server.port(), Duration::from_millis(60)).await;
+    let mock = MockServer::start().await.unwrap();
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let (logs, _guard) = CapturedLogs::start();
+    for _ in 0..3 {
+        // Default timings: what a service gets; a store of its own: a process.
+        let config = StoreConfig::new(SealingKeys::new([1; 32], None));
+        let far: Arc<dyn TokenStore> = Arc::new(RedisTokenStore::new(&url, config).unwrap());
+        process(&mock, &far).token().await.unwrap();
+        saved().await;
+    }
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "one request for three processes: {}",
+        logs.text()
+    );
+    assert!(!logs.text().contains("bypassed"), "{}", logs.text());
+}
+
+/// A "Redis" that accepts connections and never answers: a store pays its connect timeout
+/// once, then bypasses at once while the failed connect's backoff runs (1 s, growing),
+/// instead of every token waiting the connect timeout again on a new connection.
+#[tokio::test(flavor = "current_thread")]
+async fn a_redis_that_never_answers_costs_one_connect_timeout_not_one_per_token() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = accepted.clone();
+    let sink = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket); // read nothing, answer nothing
+        }
+    });
+    let mock = MockServer::start().await.unwrap();
+    let mut config = StoreConfig::new(SealingKeys::new([1; 32], None));
+    config.connect_timeout = Duration::from_millis(700);
+    let connect_timeout = config.connect_timeout;
+    let store: Arc<dyn TokenStore> =
+        Arc::new(RedisTokenStore::new(&format!("redis://127.0.0.1:{port}"), config).unwrap());
+    let (logs, _guard) = CapturedLogs::start();
+    // One store, five providers: a long-lived process asking for five tokens.
+    process(&mock, &store).token().await.unwrap();
+    let started = Instant::now();
+    for msn in ["1001", "1002", "1003", "1004"] {
+        provider_for(&mock, &store, Some(msn))
+            .token()
+            .await
+            .unwrap();
+    }
+    let later = started.elapsed();
+    sink.abort();
+    assert_eq!(mock.request_count(), 5, "every token fetched directly");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one connect attempt for five tokens"
+    );
+    assert!(
+        later < connect_timeout,
+        "four tokens after the failed connect took {later:?}"
+    );
+    assert!(logs.text().contains("not trying again"), "{}", logs.text());
+}

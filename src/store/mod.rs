@@ -10,7 +10,9 @@
 //! When the one process fetching for the fleet fails, it leaves a failure marker (sealed:
 //! the kind of failure, the HTTP status, the redacted message) for twice the lease TTL
 //! (4 s by default): every process that looks meanwhile returns that error
-//! ([`crate::Error::Shared`]) instead of asking the API again.
+//! ([`crate::Error::Shared`]) instead of asking the API again. The marker carries the time
+//! it was written: one this build cannot open (another version, another key) or written
+//! longer ago than that life is ignored and removed, whatever TTL the store gave it.
 //!
 //! [`FileTokenStore`] keeps the records in a directory on one machine (no server); enable
 //! feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another

@@ -1,11 +1,25 @@
 //! [`RedisTokenStore`]: the store on Redis 7 or Valkey (feature `redis`): one server, a
 //! Redis Cluster or a Sentinel-managed master, plain or TLS. Each step of a token is one
-//! round trip (a Lua script, see `redis_scripts.rs`). Connecting has its own timeout, apart
-//! from the first operation's; a connection that breaks is made again on the next
-//! operation; a server's error reply is only an error, except `WRONGTYPE`: a key of ours
-//! holding another type is deleted and the operation tried once more.
+//! round trip (a Lua script, see `redis_scripts.rs`, loaded while connecting). Connecting
+//! has its own timeout, apart from the first operation's; a connection that breaks is made
+//! again on the next operation; a failed connect is not tried again for a short, growing
+//! while (the store is bypassed at once meanwhile); a server's error reply is only an
+//! error, except `WRONGTYPE`: a key of ours holding another type is deleted and the
+//! operation tried once more.
+//!
+//! Why the whole handshake (TCP, TLS, `AUTH`/`SELECT`, loading the scripts) is under the
+//! connect timeout and not the operation timeout: it is several round trips, so a Redis
+//! whose one round trip fits the operation timeout (another zone, 60 ms each way) could
+//! never connect under it. The price is paid by a Redis that accepts connections and never
+//! answers: the connect timeout (2 s by default) once per connect attempt. A long-lived
+//! store pays it once, then bypasses at once until its next attempt (1 s after the
+//! failure, doubling to a minute); a one-shot process (a CLI run) has no such memory and
+//! pays it on every run: lower `StoreConfig::connect_timeout` where that matters more than
+//! reaching a far Redis.
 
 use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use futures_util::{FutureExt, future::BoxFuture};
 use redis::{AsyncCommands, ExistenceCheck, RedisError, Script, SetExpiry, SetOptions};
@@ -47,7 +61,71 @@ struct Inner {
     /// Held while connecting: concurrent operations wait for one connection, not each
     /// make their own.
     connecting: tokio::sync::Mutex<()>,
+    /// Failed connects in a row, and when the next may be tried.
+    backoff: std::sync::Mutex<ConnectBackoff>,
     config: StoreConfig,
+}
+
+/// The first wait after a failed connect.
+const FIRST_CONNECT_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between connect attempts.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long a store that failed to connect waits before trying again: meanwhile every
+/// operation bypasses the store at once, instead of each paying the connect timeout again.
+#[derive(Debug, Default)]
+struct ConnectBackoff {
+    /// Failed connects in a row.
+    failures: u32,
+    /// No connect is tried before then.
+    until: Option<Instant>,
+}
+
+impl ConnectBackoff {
+    /// The wait left at `now`, if any.
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        self.until
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
+    }
+
+    /// One more failure, known at `now`: 1 s, doubling, at most a minute.
+    fn failed(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        let doublings = self.failures.saturating_sub(1).min(16);
+        let wait = FIRST_CONNECT_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_CONNECT_BACKOFF);
+        self.until = now.checked_add(wait);
+    }
+}
+
+/// Records a failed connect when dropped armed: on an error, and when the caller's connect
+/// timeout drops the attempt.
+struct ConnectAttempt<'a>(Option<&'a Inner>);
+
+impl Drop for ConnectAttempt<'_> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0 {
+            lock(&inner.backoff).failed(Instant::now());
+        }
+    }
+}
+
+/// Why an attempt failed: Redis's error (an answer, or a broken connection), or the store
+/// itself declining to connect yet.
+enum AttemptError {
+    Redis(RedisError),
+    Store(StoreError),
+}
+
+impl From<AttemptError> for StoreError {
+    fn from(error: AttemptError) -> Self {
+        match error {
+            AttemptError::Redis(error) => unavailable(&error),
+            AttemptError::Store(error) => error,
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisTokenStore {
@@ -101,16 +179,19 @@ impl RedisTokenStore {
                 address,
                 link: std::sync::Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
+                backoff: std::sync::Mutex::new(ConnectBackoff::default()),
                 config,
             }),
         })
     }
 
-    /// The connection, made on first use. Its background task runs on the runtime that
-    /// made it: if that runtime shuts down (a provider in a `static` shared by tests), the
-    /// next operation fails or times out, [`Self::run`] drops the connection, and the one
-    /// after connects again from its own runtime.
-    async fn link(&self) -> Result<Link, RedisError> {
+    /// The connection, made on first use, its scripts loaded. Its background task runs on
+    /// the runtime that made it: if that runtime shuts down (a provider in a `static` shared
+    /// by tests), the next operation fails or times out, [`Self::run`] drops the
+    /// connection, and the one after connects again from its own runtime. After a failed
+    /// connect, no other is tried until the backoff has passed: the caller (and every
+    /// caller that waited for that connect) bypasses the store at once.
+    async fn link(&self) -> Result<Link, AttemptError> {
         if let Some(link) = lock(&self.inner.link).as_ref() {
             return Ok(link.clone());
         }
@@ -118,12 +199,30 @@ impl RedisTokenStore {
         if let Some(link) = lock(&self.inner.link).as_ref() {
             return Ok(link.clone());
         }
+        let waiting = {
+            let backoff = lock(&self.inner.backoff);
+            backoff
+                .remaining(Instant::now())
+                .map(|left| (left, backoff.failures))
+        };
+        if let Some((left, failures)) = waiting {
+            return Err(AttemptError::Store(StoreError::Unavailable(format!(
+                "connecting to {} failed {failures} time(s) in a row; not trying again for \
+                 another {} ms (check that Redis is up and answering there)",
+                self.inner.address,
+                left.as_millis()
+            ))));
+        }
         let config = &self.inner.config;
+        let mut attempt = ConnectAttempt(Some(&self.inner));
         let made = self
             .inner
             .connector
             .connect(config.connect_timeout, config.operation_timeout)
-            .await?;
+            .await
+            .map_err(AttemptError::Redis)?;
+        attempt.0 = None;
+        *lock(&self.inner.backoff) = ConnectBackoff::default();
         Ok(lock(&self.inner.link).get_or_insert(made).clone())
     }
 
@@ -138,8 +237,8 @@ impl RedisTokenStore {
         F: Future<Output = Result<T, RedisError>>,
     {
         match self.attempt(&operation).await {
-            Err(error) if is_wrong_type(&error) => {
-                let repaired: Result<i64, RedisError> = self
+            Err(AttemptError::Redis(error)) if is_wrong_type(&error) => {
+                let repaired: Result<i64, AttemptError> = self
                     .attempt(|mut link| async move {
                         let mut invocation = REPAIR.prepare_invoke();
                         for key in keys {
@@ -148,17 +247,15 @@ impl RedisTokenStore {
                         invocation.invoke_async(&mut link).await
                     })
                     .await;
-                let deleted = repaired.map_err(|error| unavailable(&error))?;
+                let deleted = repaired?;
                 tracing::warn!(
                     deleted,
                     "vipps token store: deleted keys of another type than a string \
                      (WRONGTYPE) under this token's names; trying again"
                 );
-                self.attempt(&operation)
-                    .await
-                    .map_err(|error| unavailable(&error))
+                Ok(self.attempt(&operation).await?)
             }
-            outcome => outcome.map_err(|error| unavailable(&error)),
+            outcome => Ok(outcome?),
         }
     }
 
@@ -166,8 +263,8 @@ impl RedisTokenStore {
     /// more on a new one (a connection whose runtime shut down fails at once; its
     /// replacement belongs to the caller's runtime). An error reply from the server is
     /// returned as it is, the connection kept. An operation given up on (a timeout
-    /// around it) drops the connection too.
-    async fn attempt<T, F>(&self, operation: impl Fn(Link) -> F) -> Result<T, RedisError>
+    /// around it) drops the connection too. A failed connect is not tried again at once.
+    async fn attempt<T, F>(&self, operation: impl Fn(Link) -> F) -> Result<T, AttemptError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {
@@ -177,7 +274,12 @@ impl RedisTokenStore {
             let mut reset = ForgetConnectionOnDrop(Some(&self.inner));
             let outcome = match self.link().await {
                 Ok(link) => operation(link).await,
-                Err(error) => Err(error),
+                // A connect that failed (remembered for the backoff), or declined: a new
+                // connection is what was just tried.
+                Err(error) => {
+                    reset.0 = None;
+                    return Err(error);
+                }
             };
             match outcome {
                 Ok(value) => {
@@ -187,12 +289,12 @@ impl RedisTokenStore {
                 Err(error) if self.inner.connector.needs_new_connection(&error) => {
                     drop(reset);
                     if tries == 0 {
-                        return Err(error);
+                        return Err(AttemptError::Redis(error));
                     }
                 }
                 Err(error) => {
                     reset.0 = None;
-                    return Err(error);
+                    return Err(AttemptError::Redis(error));
                 }
             }
         }
@@ -317,10 +419,11 @@ impl TokenStore for RedisTokenStore {
     }
 
     /// Connects once for every operation waiting (`StoreConfig::connect_timeout` bounds
-    /// the caller's wait), so that the first operation's own timeout is not spent on it.
+    /// the caller's wait), and loads the scripts, so that the first operation's own
+    /// timeout is spent on neither; declines at once while a failed connect's backoff runs.
     fn connect(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.link().await.map_err(|error| unavailable(&error))?;
+            self.link().await?;
             Ok(())
         }
         .boxed()

@@ -14,7 +14,10 @@ use redis::{
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
-use super::redis_url::{Target, Topology};
+use super::{
+    redis_scripts,
+    redis_url::{Target, Topology},
+};
 
 /// A live connection; cheap to clone (all clones share it).
 #[derive(Clone)]
@@ -120,10 +123,47 @@ impl Connector {
         }
     }
 
-    /// A new connection, made now (its handshake done, so that the first operation on it
-    /// spends none of its own timeout on it); its background task runs on the current
-    /// runtime.
+    /// A new connection, made now (its handshake done and the scripts loaded, so that the
+    /// first operation on it spends none of its own timeout on either); its background
+    /// task runs on the current runtime.
     pub(super) async fn connect(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Link, RedisError> {
+        let link = self.handshake(connect_timeout, response_timeout).await?;
+        self.load_scripts(&link).await?;
+        Ok(link)
+    }
+
+    /// Loads every script at once (one round trip on one server; on a Cluster, each
+    /// `SCRIPT LOAD` goes to every master). An error reply (a user not allowed `SCRIPT`)
+    /// is only a warning: `EVALSHA` still loads a script on `NOSCRIPT` later. A broken
+    /// connection or a timeout fails the connect.
+    async fn load_scripts(&self, link: &Link) -> Result<(), RedisError> {
+        let loads = redis_scripts::ALL.iter().map(|script| {
+            let mut link = link.clone();
+            async move { script.load_async(&mut link).await }
+        });
+        for loaded in futures_util::future::join_all(loads).await {
+            match loaded {
+                Ok(_) => {}
+                Err(error) if self.needs_new_connection(&error) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        "vipps token store: could not load its scripts while connecting; \
+                         each is loaded on its first use instead"
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A new connection, its handshake done.
+    async fn handshake(
         &self,
         connect_timeout: Duration,
         response_timeout: Duration,

@@ -1,9 +1,13 @@
 //! The Lua scripts that make each step of a token one round trip, atomic on Redis. Every
 //! key a script touches shares the token's `{hash tag}`, so each runs on one Cluster slot.
-//! Sent as `EVALSHA`; `redis::Script` loads a script again when a server answers
-//! `NOSCRIPT` (after a restart or a failover). Each script reads every key before it
-//! writes one, or writes only what it can write again: a `WRONGTYPE` answer leaves nothing
-//! half done, so the store can run [`REPAIR`] and try the script once more.
+//! Sent as `EVALSHA`, and loaded ([`ALL`]) while connecting, so that an operation is one
+//! round trip from the first: `redis::Script` alone would spend three on a script's first
+//! run (`EVALSHA`, `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`), more than the operation timeout
+//! allows a Redis 60 ms away. It still loads a script again when a server answers
+//! `NOSCRIPT` (restarted, or failed over, under a live connection). Each script reads
+//! every key before it writes one, or writes only what it can write again: a `WRONGTYPE`
+//! answer leaves nothing half done, so the store can run [`REPAIR`] and try the script
+//! once more.
 
 use std::sync::LazyLock;
 
@@ -104,3 +108,13 @@ return deleted
 ",
     )
 });
+
+/// Every script, loaded on each new connection.
+pub(super) static ALL: [&LazyLock<Script>; 6] = [
+    &READ_OR_LEASE,
+    &EXTEND_IF_EQUAL,
+    &DELETE_IF_EQUAL,
+    &SAVE_AND_RELEASE,
+    &FAIL_AND_RELEASE,
+    &REPAIR,
+];

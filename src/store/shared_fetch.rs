@@ -75,12 +75,27 @@ where
             return Ok(token);
         }
         if let Some(marker) = &lookup.failed {
-            // A fetch failed moments ago (the one we waited for, or another): its error
-            // is ours, rather than one more request to an upstream that is failing.
-            if lookup.leased {
-                release(store, &keys, &holder).await;
+            match failure::open(config, &keys.failure, marker) {
+                // A fetch failed moments ago (the one we waited for, or another): its error
+                // is ours, rather than one more request to an upstream that is failing.
+                Some(error) => {
+                    if lookup.leased {
+                        release(store, &keys, &holder).await;
+                    }
+                    return Err(error);
+                }
+                // A marker this build cannot read, or past this build's marker life: it
+                // stops no one. Remove it (only it), then lease as if it were not there.
+                None => {
+                    if let Err(error) = clear_marker(store, &keys, marker).await {
+                        if lookup.leased {
+                            release(store, &keys, &holder).await;
+                        }
+                        degraded("clear", &error);
+                        return fetch.await;
+                    }
+                }
             }
-            return Err(failure::open(config, &keys.failure, marker));
         }
         if lookup.leased {
             return fetch_as_holder(store, &keys, &holder, budget, fetch).await;
@@ -113,8 +128,17 @@ where
                         return Ok(token);
                     }
                     if let Ok(Some(marker)) = timed(store, store.get(&keys.failure)).await {
-                        release(store, &keys, &holder).await;
-                        return Err(failure::open(config, &keys.failure, marker.as_slice()));
+                        match failure::open(config, &keys.failure, &marker) {
+                            Some(error) => {
+                                release(store, &keys, &holder).await;
+                                return Err(error);
+                            }
+                            None => {
+                                if let Err(error) = clear_marker(store, &keys, &marker).await {
+                                    degraded("clear", &error);
+                                }
+                            }
+                        }
                     }
                     return fetch_as_holder(store, &keys, &holder, budget, fetch).await;
                 }
@@ -142,9 +166,16 @@ async fn release(store: &dyn TokenStore, keys: &TokenKeys, holder: &[u8]) {
     }
 }
 
-/// How long a failed fetch's marker lives: twice the lease, a few seconds.
-fn marker_ttl(config: &super::StoreConfig) -> Duration {
-    config.lease_ttl.saturating_mul(2)
+/// Removes a failure marker that is not honoured, compare-and-delete: a marker written
+/// meanwhile (another fetch failed) stays.
+async fn clear_marker(
+    store: &dyn TokenStore,
+    keys: &TokenKeys,
+    marker: &[u8],
+) -> Result<(), StoreError> {
+    timed(store, store.delete_if_equal(&keys.failure, marker))
+        .await
+        .map(drop)
 }
 
 /// The token's records as they are now; any that cannot be read counts as missing.
@@ -221,7 +252,8 @@ where
             guard.disarm();
             match failure::seal(config, &keys.failure, holder, error) {
                 Some(marker) => {
-                    let marked = store.fail_and_release(keys, holder, &marker, marker_ttl(config));
+                    let marked =
+                        store.fail_and_release(keys, holder, &marker, failure::life(config));
                     if let Err(error) = timed(store, marked).await {
                         degraded("release", &error);
                     }
