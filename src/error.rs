@@ -105,7 +105,7 @@ pub enum FailureKind {
     Refused,
     /// The API's answer was not a token response.
     InvalidResponse,
-    /// Unknown: another failure, or a marker from another version of this library.
+    /// Unknown: a failure of another kind than these.
     Unknown,
 }
 

@@ -3,6 +3,8 @@
 //! Only requests to the origins it is meant for are touched: a client shared with other
 //! hosts never hands them a Vipps credential.
 
+use std::time::Duration;
+
 use reqwest::{Request, Response, StatusCode, header::HeaderMap, redirect};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use url::{Origin, Url};
@@ -42,7 +44,11 @@ use crate::{
 /// refreshes are at most one per keys and endpoint (whatever the merchant) per
 /// [`crate::RefreshPolicy::forced_refresh_interval`]. When no newer token can be had (the
 /// interval runs, or the forced refresh failed), the API's own 401 is returned; the token it
-/// refused stays in use for other calls until its replacement exists.
+/// refused stays in use for other calls until its replacement exists. The refused call
+/// waits for a forced refresh at most [`Self::DEFAULT_REFRESH_WAIT`] (see
+/// [`Self::with_refresh_wait`]), or the request's own timeout if shorter, and then gets the
+/// API's 401 while the refresh goes on in the background: a hanging token endpoint does
+/// not hold it for the token client's whole timeout and retries.
 ///
 /// ```no_run
 /// use vipps_access_token::{Client, Environment, StandardCredentials, TokenProvider, TokenSource, VippsAuthMiddleware};
@@ -61,15 +67,40 @@ use crate::{
 pub struct VippsAuthMiddleware {
     provider: TokenProvider,
     origins: Vec<Origin>,
+    refresh_wait: Duration,
 }
 
 impl VippsAuthMiddleware {
+    /// How long a call refused with a 401 waits, by default, for the fresh token a forced
+    /// refresh is fetching before it returns the API's 401: 5 s, enough for a token
+    /// endpoint that answers, short of the token client's whole budget (a 30 s timeout and
+    /// retries by default) when it hangs.
+    pub const DEFAULT_REFRESH_WAIT: Duration = Duration::from_secs(5);
+
     /// Authenticates requests to the origin of `provider`'s base URL with its tokens.
     pub fn new(provider: TokenProvider) -> Self {
         let origins = Url::parse(provider.client().base_url())
             .map(|url| vec![url.origin()])
             .unwrap_or_default();
-        Self { provider, origins }
+        Self {
+            provider,
+            origins,
+            refresh_wait: Self::DEFAULT_REFRESH_WAIT,
+        }
+    }
+
+    /// How long a call refused with a 401 waits for a forced refresh's token (default
+    /// [`Self::DEFAULT_REFRESH_WAIT`]) before it returns the API's own 401; the refresh
+    /// goes on in the background and later calls get its token. A request with a shorter
+    /// timeout of its own (`RequestBuilder::timeout`) waits at most that long. `Duration::ZERO`
+    /// retries only with a token that is ready at once (another call's refresh).
+    ///
+    /// `Duration::MAX` waits for the refresh to end, with no timer: for tests on tokio's
+    /// paused clock whose token endpoint runs on another thread (wiremock), where the
+    /// clock would jump to the wait's end while the refresh's answer is on its way.
+    pub fn with_refresh_wait(mut self, wait: Duration) -> Self {
+        self.refresh_wait = wait;
+        self
     }
 
     /// Authenticates requests to `origin` too (for example `https://api.vipps.no` when the
@@ -96,22 +127,53 @@ impl VippsAuthMiddleware {
     }
 
     /// An authenticated client: this middleware on a `reqwest::Client` from
-    /// [`crate::http_client_builder`], with [`Self::redirect_policy`]. The safe way to call
-    /// other Vipps MobilePay APIs.
+    /// [`crate::http_client_builder`], with [`Self::redirect_policy`] and no idle
+    /// connections kept. The safe way to call other Vipps MobilePay APIs.
+    ///
+    /// **No keep-alive, by design.** hyper drives a pooled connection on the runtime that
+    /// opened it: a client kept across runtimes (in a `static`, behind a sync wrapper,
+    /// shared by `#[tokio::test]`s) would pick up a connection whose runtime went idle,
+    /// and that call would hang (here: for ever, as this client has no timeout). So every
+    /// call opens its own connection, as the token client's fetches do: one TCP and TLS
+    /// handshake a call: on loopback without TLS, about 0.9 ms a call instead of 0.4 ms
+    /// (debug build); over the internet with TLS, a round trip or two more, small against a
+    /// payment API's own latency. Add a timeout with [`Self::client_from`].
+    ///
+    /// A service that runs **one** runtime for its whole life and wants keep-alive can
+    /// build the client itself: a `reqwest::Client` from [`crate::http_client_builder`]
+    /// with its pool settings and `.redirect(middleware.redirect_policy())`, then
+    /// `reqwest_middleware::ClientBuilder::new(http).with(middleware).build()`. Only that
+    /// runtime may then use it.
     pub fn client(self) -> Result<ClientWithMiddleware, Error> {
         self.client_from(crate::http::http_client_builder()?)
     }
 
-    /// Like [`Self::client`], on your own `reqwest::ClientBuilder` (timeouts, proxies,
-    /// pools): its redirect policy is replaced by [`Self::redirect_policy`]. Start it from
-    /// [`crate::http_client_builder`], which sets the TLS provider.
+    /// Like [`Self::client`], on your own `reqwest::ClientBuilder` (timeouts, proxies, TLS
+    /// roots): its redirect policy is replaced by [`Self::redirect_policy`], and its pool
+    /// by one that keeps no idle connections (`pool_max_idle_per_host(0)`: a connection
+    /// pooled by a runtime that went idle hangs a call from another runtime until the
+    /// timeout; see [`Self::client`], which also says how to keep connections alive on one
+    /// runtime). Start it from [`crate::http_client_builder`], which sets the TLS provider.
+    /// Its timeout applies to each exchange with the API; a 401's wait for a fresh token
+    /// is [`Self::with_refresh_wait`].
     pub fn client_from(self, http: reqwest::ClientBuilder) -> Result<ClientWithMiddleware, Error> {
-        let http = http.redirect(self.redirect_policy()).build().map_err(|e| {
-            Error::invalid_input(
-                "http_client",
-                format!("the reqwest client could not be built ({e}): check its settings"),
-            )
-        })?;
+        let http = http
+            .redirect(self.redirect_policy())
+            .pool_max_idle_per_host(0)
+            // Nothing is idle, so no idle timer either.
+            .pool_idle_timeout(None)
+            .build()
+            .map_err(|e| {
+                Error::invalid_input(
+                    "http_client",
+                    format!(
+                        "the reqwest client could not be built ({}): check its TLS roots and \
+                         proxy settings",
+                        // A URL may carry a proxy's credentials.
+                        e.without_url()
+                    ),
+                )
+            })?;
         Ok(reqwest_middleware::ClientBuilder::new(http)
             .with(self)
             .build())
@@ -154,6 +216,7 @@ impl Middleware for VippsAuthMiddleware {
             return next.run(request, extensions).await;
         }
         let retry = request.try_clone();
+        let timeout = request.timeout().copied();
         let token = self
             .provider
             .token()
@@ -176,8 +239,30 @@ impl Middleware for VippsAuthMiddleware {
             crate::metrics::unauthorized(self.provider.flow_name(), "not_token");
             return Ok(response);
         }
-        // `None` when nothing newer can be had now: the API's own 401 goes back.
-        let fresh = self.provider.token_after_rejection(&token).await;
+        // `None` when nothing newer can be had now, or not within the wait: the API's own
+        // 401 goes back. A forced refresh runs as a task of its own and goes on. A request
+        // that cannot be sent again (its body is a stream) only starts the refresh.
+        let wait = match (&retry, timeout) {
+            (None, _) => Duration::ZERO,
+            (Some(_), Some(timeout)) => self.refresh_wait.min(timeout),
+            (Some(_), None) => self.refresh_wait,
+        };
+        let rejection = self.provider.token_after_rejection(&token);
+        let fresh = if wait == Duration::MAX {
+            // No bound, and no timer for a paused clock to jump to.
+            rejection.await
+        } else {
+            tokio::time::timeout(wait, rejection).await.unwrap_or_else(|_| {
+                if retry.is_some() {
+                    tracing::warn!(
+                        outcome = "refresh_wait",
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "no fresh vipps access token within the wait after a 401: returning the 401, the refresh goes on (is the token endpoint slow? see VippsAuthMiddleware::with_refresh_wait)"
+                    );
+                }
+                None
+            })
+        };
         match (fresh, retry) {
             (Some(fresh), Some(retry)) => {
                 next.run(authenticated(retry, fresh.headers()), extensions)

@@ -8,6 +8,7 @@
 //! | run | verdict |
 //! | --- | --- |
 //! | a secret the caller sent ([`hide_secrets`]), anywhere: as sent, without its `=` padding, percent-encoded, base64-encoded | hidden |
+//! | any piece of 8+ characters of such a secret (16+ hex digits of a hex key, in any case and across `-`: the key written as a UUID), also written as `&#NN;`, `&#xHH;`, `\uXXXX` or `%XX` escapes: the halves of a secret cut by a line wrap or a tag | hidden |
 //! | a JWT (`eyJ...` in 3 or 5 base64url parts) | hidden |
 //! | a UUID; a W3C `traceparent` (`00-<32 hex>-<16 hex>-01`); 40 hex digits (a commit SHA) | kept |
 //! | any run right after an id's field name (`request_id`, `x-request-id`, `traceId`, `Trace ID:`, `correlation_id`, `reference`, `orderId`, `commit`, ...; see [`ID_FIELDS`]) | kept |
@@ -203,15 +204,121 @@ fn hex_groups(run: &str, lengths: &[usize]) -> bool {
 /// Replaces every occurrence of each known secret in `text` with `[redacted]`, in every
 /// form a server may echo it: as sent, percent-encoded (a form body or a URL quoted
 /// back), base64-encoded, and without its `=` padding (which also covers escapes such as
-/// `\u003d` that follow it).
+/// `\u003d` that follow it); then any piece of one ([`hide_secret_pieces`]): cut by a line
+/// wrap or a tag, escaped character by character, a hex key written as a UUID.
 pub(crate) fn hide_secrets(text: &str, secrets: &[&str]) -> String {
     let mut forms: Vec<String> = secrets.iter().flat_map(|s| echoed_forms(s)).collect();
     // Longest first, so that a form is replaced whole before a shorter one inside it.
     forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
     forms.dedup();
-    forms.iter().fold(text.to_owned(), |text, form| {
+    let whole = forms.iter().fold(text.to_owned(), |text, form| {
         text.replace(form.as_str(), REDACTED)
-    })
+    });
+    hide_secret_pieces(&whole, secrets)
+}
+
+/// A piece of a secret at least this long is hidden wherever it appears: a server that
+/// cuts a secret in two (a line wrap, `<wbr>`) shows no half of it.
+const SECRET_PIECE_CHARS: usize = 8;
+
+/// The same for a hex secret (a subscription key, 32 digits), whose pieces are compared
+/// without case and across `-`: 8 hex digits would also be the first group of any UUID.
+const HEX_SECRET_PIECE_CHARS: usize = 16;
+
+/// One character of a text as a reader decodes it, and the bytes of the text it came
+/// from: itself, or an escape (`&#61;`, `&#x3d;`, `\u003d`, `%3D`).
+struct Decoded {
+    c: char,
+    start: usize,
+    end: usize,
+}
+
+/// `text` character by character, HTML character references, `\uXXXX` escapes and
+/// percent-encoded bytes decoded.
+fn decoded(text: &str) -> Vec<Decoded> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut start = 0;
+    while let Some(rest) = text.get(start..) {
+        let Some(first) = rest.chars().next() else {
+            break;
+        };
+        let (c, len) = escape_at(rest).unwrap_or((first, first.len_utf8()));
+        out.push(Decoded {
+            c,
+            start,
+            end: start.saturating_add(len),
+        });
+        start = start.saturating_add(len);
+    }
+    out
+}
+
+/// The character an escape at the start of `text` stands for, and the escape's length.
+fn escape_at(text: &str) -> Option<(char, usize)> {
+    let number = |digits: &str, radix: u32| u32::from_str_radix(digits, radix).ok();
+    if let Some(reference) = text.strip_prefix("&#") {
+        let (digits, _) = reference.split_once(';')?;
+        let code = match digits.strip_prefix(['x', 'X']) {
+            Some(hex) if (1..=6).contains(&hex.len()) => number(hex, 16)?,
+            None if (1..=7).contains(&digits.len()) => number(digits, 10)?,
+            _ => return None,
+        };
+        return Some((char::from_u32(code)?, digits.len().saturating_add(3)));
+    }
+    if let Some(escape) = text.strip_prefix("\\u") {
+        let hex = escape.get(..4)?;
+        return Some((char::from_u32(number(hex, 16)?)?, 6));
+    }
+    if let Some(percent) = text.strip_prefix('%') {
+        let byte = u8::try_from(number(percent.get(..2)?, 16)?).ok()?;
+        return byte.is_ascii().then_some((char::from(byte), 3));
+    }
+    None
+}
+
+/// Hides every piece of a secret in `text` ([`SECRET_PIECE_CHARS`] characters or more,
+/// [`HEX_SECRET_PIECE_CHARS`] hex digits for a hex secret), matched on the decoded text.
+/// The caller's client id and ids that are not secrets share no such piece with a secret.
+fn hide_secret_pieces(text: &str, secrets: &[&str]) -> String {
+    let chars = decoded(text);
+    let mut hidden = vec![false; chars.len()];
+    for secret in secrets {
+        let hex =
+            secret.len() >= HEX_SECRET_PIECE_CHARS && secret.chars().all(|c| c.is_ascii_hexdigit());
+        let (piece_len, fold): (usize, fn(char) -> char) = if hex {
+            (HEX_SECRET_PIECE_CHARS, |c| c.to_ascii_lowercase())
+        } else {
+            (SECRET_PIECE_CHARS, |c| c)
+        };
+        let secret: Vec<char> = secret.chars().map(fold).collect();
+        if secret.len() < piece_len {
+            continue; // hidden whole, or not at all
+        }
+        let pieces: std::collections::HashSet<&[char]> = secret.windows(piece_len).collect();
+        // For a hex key, dashes are left out: the key written as a UUID is still the key.
+        let at: Vec<usize> = (0..chars.len())
+            .filter(|&i| !(hex && chars[i].c == '-'))
+            .collect();
+        let seen: Vec<char> = at.iter().map(|&i| fold(chars[i].c)).collect();
+        for (n, window) in seen.windows(piece_len).enumerate() {
+            if pieces.contains(window) {
+                let (first, last) = (at[n], at[n + piece_len - 1]);
+                hidden[first..=last].iter_mut().for_each(|h| *h = true);
+            }
+        }
+    }
+    if !hidden.contains(&true) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in chars.iter().enumerate() {
+        if !hidden[i] {
+            out.push_str(&text[c.start..c.end]);
+        } else if i == 0 || !hidden[i - 1] {
+            out.push_str(REDACTED);
+        }
+    }
+    out
 }
 
 /// The forms `secret` can be echoed in, none empty.
@@ -401,6 +508,74 @@ mod tests {
             ),
             "[redacted], [redacted], [redacted], [redacted]"
         );
+    }
+
+    #[test]
+    fn hides_pieces_of_secrets_cut_dashed_or_escaped() {
+        let secrets = [CLIENT_SECRET, SUBSCRIPTION_KEY];
+        let (a, b) = CLIENT_SECRET.split_at(12);
+        let (k1, k2) = SUBSCRIPTION_KEY.split_at(16);
+        let k = SUBSCRIPTION_KEY;
+        let dashed = format!(
+            "{}-{}-{}-{}-{}",
+            &k[..8],
+            &k[8..12],
+            &k[12..16],
+            &k[16..20],
+            &k[20..]
+        );
+        let escaped =
+            |form: fn(char) -> String| CLIENT_SECRET.chars().map(form).collect::<String>();
+        for (text, hidden) in [
+            (
+                format!("secret={a}\n{b}!"),
+                "secret=[redacted]\n[redacted]!".to_owned(),
+            ),
+            (
+                format!("{a}<wbr>{b}"),
+                "[redacted]<wbr>[redacted]".to_owned(),
+            ),
+            (
+                format!("key {k1}<wbr>{k2}"),
+                "key [redacted]<wbr>[redacted]".to_owned(),
+            ),
+            (
+                format!("subscription {dashed} is off"),
+                "subscription [redacted] is off".to_owned(),
+            ),
+            (
+                format!("({})", dashed.to_uppercase()),
+                "([redacted])".to_owned(),
+            ),
+            (
+                format!("<p>{}</p>", escaped(|c| format!("&#{};", c as u32))),
+                "<p>[redacted]</p>".to_owned(),
+            ),
+            (
+                escaped(|c| format!("&#x{:X};", c as u32)),
+                "[redacted]".to_owned(),
+            ),
+            (
+                format!("echo: {}", escaped(|c| format!("\\u{:04x}", c as u32))),
+                "echo: [redacted]".to_owned(),
+            ),
+            (
+                escaped(|c| format!("%{:02X}", c as u32)),
+                "[redacted]".to_owned(),
+            ),
+            // Short of a piece: 7 characters, 15 hex digits.
+            (
+                format!("{} {}", &a[..7], &k1[..15]),
+                format!("{} {}", &a[..7], &k1[..15]),
+            ),
+        ] {
+            assert_eq!(hide_secrets(&text, &secrets), hidden, "{text}");
+        }
+        // Ids stay: the client id, a UUID, a trace id; and escapes that are not secrets.
+        let kept = format!(
+            "{CLIENT_ID} 8d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6 4bf92f3577b34da6a3ce929d0e0e4736 &#61; %3D \\u003d 100%"
+        );
+        assert_eq!(hide_secrets(&kept, &secrets), kept);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Retrying transient failures: bounded exponential backoff with equal jitter, `Retry-After`
 //! honoured up to a cap, and a total time budget. Credentials rejected (400, 401, 403)
 //! are never retried: trying again cannot help and may lock the keys.
+//!
+//! Every sum and product of times here saturates: the policy's fields are public and a
+//! server's `Retry-After` can be any number, so `Duration::MAX` is a value, not a panic.
 
 use std::{future::Future, time::Duration};
 
@@ -15,7 +18,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The wait before the first retry; doubled for each one after it.
     pub initial_backoff: Duration,
-    /// The longest wait between two attempts, `Retry-After` included.
+    /// The longest wait between two attempts, `Retry-After` included. `Duration::MAX`
+    /// lets any `Retry-After` through (still within [`Self::max_total`]).
     pub max_backoff: Duration,
     /// No retry starts once this long has passed since the first attempt began.
     pub max_total: Duration,
@@ -58,12 +62,12 @@ impl RetryPolicy {
             let Some(wait) = self.wait_before_retry(&error, tried) else {
                 return Err(error);
             };
-            if started.elapsed() + wait > self.max_total {
+            if started.elapsed().saturating_add(wait) > self.max_total {
                 return Err(error);
             }
-            tracing::debug!(attempt = tried, wait_ms = wait.as_millis() as u64, %error, "retrying the token request");
+            tracing::debug!(attempt = tried, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), %error, "retrying the token request");
             tokio::time::sleep(wait).await;
-            tried += 1;
+            tried = tried.saturating_add(1);
         }
     }
 
@@ -74,11 +78,14 @@ impl RetryPolicy {
         }
         let backoff = self
             .initial_backoff
-            .saturating_mul(2u32.saturating_pow(tried - 1))
+            .saturating_mul(2u32.saturating_pow(tried.saturating_sub(1)))
             .min(self.max_backoff);
         // Equal jitter (AWS's name): half the backoff fixed, half random, so a fleet's
-        // retries spread out yet none comes sooner than half the backoff.
-        let jittered = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+        // retries spread out yet none comes sooner than half the backoff. Checked: near
+        // `Duration::MAX`, a float product can round past what a `Duration` holds.
+        let jittered =
+            Duration::try_from_secs_f64(backoff.as_secs_f64() * (0.5 + fastrand::f64() / 2.0))
+                .map_or(backoff, |jittered| jittered.min(backoff));
         let asked = match error {
             Error::Api(api) => api.retry_after(),
             _ => None,

@@ -32,6 +32,7 @@
 //! | `RetryPolicy::none()` on `503` | wiremock | `Api` 503 | 1 request |
 //! | budget: `503` + `Retry-After: 4`, `max_total` 5 s | wiremock | `Api` 503 after exactly 4 s | 2 requests |
 //! | `Retry-After: 120` capped at `max_backoff` 5 s | wiremock, `503` | `Api` 503 after exactly 10 s (5 s + 5 s, budget 10 s) | 3 requests |
+//! | `Retry-After: 18446744073709551615` after 1.1 s, `max_backoff` `Duration::MAX` | raw: `503` | `Api` 503 at 1.1 s, no panic, no retry | 1 connection |
 //! | `http://example.invalid` base URL | none | `build()` fails with `InvalidInput` on `base_url`, "https" | no network |
 //! | `http://example.invalid` with `allow_insecure_http(true)`; `https://example.invalid`; `http://` on loopback | none | `build()` succeeds | no network |
 
@@ -778,6 +779,47 @@ async fn retry_after_is_capped_at_max_backoff() {
         // 120 s asked, 5 s (max_backoff) waited, twice: t = 0, 5 s, 10 s (budget 10 s).
         assert_eq!(requests(&server).await, 3, "{flow:?}");
         assert_eq!(elapsed, Duration::from_secs(10), "{flow:?}");
+    }
+}
+
+/// `RetryPolicy`'s fields are public: `max_backoff: Duration::MAX` lets a server's
+/// `Retry-After` through whole. A 503 that comes 1.1 s after the request with
+/// `Retry-After: 18446744073709551615` (u64::MAX seconds) made the budget check
+/// `elapsed + wait` overflow and panic the fetch; the wait is past any budget, so the 503
+/// is the outcome, at once.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_of_u64_max_seconds_with_no_backoff_cap_ends_the_retries() {
+    let policy = RetryPolicy {
+        max_backoff: Duration::MAX,
+        ..RetryPolicy::default()
+    };
+    for flow in FLOWS {
+        let server = RawServer::start(|mut stream| async move {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let reply = head(
+                "503 Service Unavailable",
+                &["Retry-After: 18446744073709551615", "Content-Length: 0"],
+            );
+            let _ = stream.write_all(&reply).await;
+        })
+        .await;
+        let client = untimed_client(&server.url, policy);
+
+        let started = Instant::now();
+        // In a task of its own, so that a panic is an outcome rather than the test's end.
+        let outcome = tokio::spawn(async move { request_token(&client, flow).await }).await;
+        let elapsed = started.elapsed();
+
+        let result = outcome.unwrap_or_else(|e| panic!("{flow:?}: the fetch panicked: {e}"));
+        let error = expect_err(flow, result);
+        assert_eq!(api(&error).status(), 503, "{flow:?}");
+        assert_eq!(
+            api(&error).retry_after(),
+            Some(Duration::from_secs(u64::MAX)),
+            "{flow:?}"
+        );
+        assert_eq!(server.connections(), 1, "{flow:?}: no retry");
+        assert_eq!(elapsed, Duration::from_millis(1100), "{flow:?}: no wait");
     }
 }
 

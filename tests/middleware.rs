@@ -387,3 +387,173 @@ async fn a_bare_401_keeps_the_valid_token_while_the_token_endpoint_fails() {
         "the first token, one forced refresh"
     );
 }
+
+/// A token endpoint that hangs (the embedded mock, delaying on tokio's paused clock), a
+/// token client that gives up after 3 s with the default retries (about 10 s in all), and
+/// an API that refuses the token. The refused call waits for the forced refresh a bounded
+/// time, then gets the API's own 401; the refresh goes on without it. Both servers run on
+/// the test's runtime, so that the paused clock moves only when every task waits.
+#[cfg(feature = "mock")]
+mod hanging_token_endpoint {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+        time::Instant,
+    };
+    use vipps_access_token::{
+        RetryPolicy, TokenProvider, TokenSource, VippsAuthMiddleware, mock::MockServer,
+    };
+
+    /// An API on loopback: `/good` answers 200, anything else 401 with no challenge; one
+    /// request a connection. Counts the 401s.
+    struct Api {
+        uri: String,
+        refused: Arc<AtomicUsize>,
+    }
+
+    impl Api {
+        async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let uri = format!("http://{}", listener.local_addr().expect("an address"));
+            let refused = Arc::new(AtomicUsize::new(0));
+            let counter = refused.clone();
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut buffer = [0u8; 4096];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buffer[..n]),
+                            }
+                        }
+                        let status = if head.starts_with(b"GET /good ") {
+                            "200 OK"
+                        } else {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            "401 Unauthorized"
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(reply.as_bytes()).await;
+                    });
+                }
+            });
+            Self { uri, refused }
+        }
+
+        fn refused(&self) -> usize {
+            self.refused.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn token_endpoint_and_provider() -> (MockServer, TokenProvider) {
+        let token = MockServer::start().await.expect("the token endpoint");
+        let client = token
+            .client_builder()
+            .timeout(Duration::from_secs(3))
+            .retry_policy(RetryPolicy::default())
+            .build()
+            .expect("a token client");
+        let provider =
+            TokenProvider::new(client, TokenSource::Standard(token.standard_credentials()));
+        (token, provider)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_401_waits_for_a_hanging_forced_refresh_at_most_five_seconds() {
+        let (token, provider) = token_endpoint_and_provider().await;
+        let api = Api::start().await;
+        let http = VippsAuthMiddleware::new(provider.clone())
+            .with_origin(&api.uri)
+            .expect("a loopback origin")
+            .client()
+            .expect("the documented client");
+        let good = format!("{}/good", api.uri);
+        assert_eq!(http.get(&good).send().await.unwrap().status(), 200);
+        assert_eq!(token.request_count(), 1);
+        token.set_delay(Duration::from_secs(3600));
+
+        let started = Instant::now();
+        let refused = http
+            .get(format!("{}/refuses", api.uri))
+            .send()
+            .await
+            .expect("the API's own answer, not the token endpoint's failure");
+        let waited = started.elapsed();
+
+        assert_eq!(refused.status(), 401);
+        assert_eq!(
+            waited,
+            Duration::from_secs(5),
+            "the forced refresh is waited for 5 s, not for the token client's ~10 s budget"
+        );
+        assert_eq!(api.refused(), 1, "no retry");
+        assert_eq!(
+            token.request_count(),
+            3,
+            "the first token, then the forced refresh's attempts at 0 s and ~3.4 s"
+        );
+
+        // The refresh goes on in the background, to the end of its budget.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(token.request_count(), 4, "the first token, 3 attempts");
+        assert!(provider.last_refresh_error().is_some());
+        // The refused token, unexpired, is still served, with no wait.
+        let started = Instant::now();
+        assert_eq!(http.get(&good).send().await.unwrap().status(), 200);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_a_forced_refresh_is_a_setting_and_a_request_timeout_bounds_it() {
+        let (token, provider) = token_endpoint_and_provider().await;
+        let api = Api::start().await;
+        let http = VippsAuthMiddleware::new(provider)
+            .with_refresh_wait(Duration::from_secs(1))
+            .with_origin(&api.uri)
+            .expect("a loopback origin")
+            .client()
+            .expect("the documented client");
+        let good = format!("{}/good", api.uri);
+        assert_eq!(http.get(&good).send().await.unwrap().status(), 200);
+        token.set_delay(Duration::from_secs(3600));
+        let refused = format!("{}/refuses", api.uri);
+
+        let started = Instant::now();
+        let response = http.get(&refused).send().await.expect("the API's answer");
+        assert_eq!(response.status(), 401);
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "the setting");
+
+        // Past the forced-refresh interval (5 s) and the failed refresh's end, a request
+        // with a timeout of its own, shorter than the setting, waits only that long.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let before = token.request_count();
+        let started = Instant::now();
+        let response = http
+            .get(&refused)
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .expect("the API's answer");
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(300),
+            "the request's own timeout"
+        );
+        assert_eq!(token.request_count(), before + 1, "one refresh in flight");
+        assert_eq!(api.refused(), 2, "no retry");
+    }
+}
