@@ -97,6 +97,22 @@ impl Backoff {
     }
 }
 
+/// Whether `error` refuses one merchant rather than the keys or the endpoint: a 4xx other
+/// than rejected credentials and 429 (an MSN not linked to the keys, say). Its wait is kept
+/// per merchant; every other failure (credentials rejected, 5xx, 429, transport, timeout,
+/// an invalid answer) is the same for every merchant of the keys and shares one wait.
+pub(crate) fn is_merchant_refusal(error: &Error) -> bool {
+    match error {
+        Error::Api(api) => {
+            (400..500).contains(&api.status())
+                && api.status() != 429
+                && !error.is_credentials_rejected()
+        }
+        Error::Shared(shared) => shared.kind == crate::error::FailureKind::Refused,
+        _ => false,
+    }
+}
+
 /// The share of a wait that jitter adds or takes away.
 const JITTER: f64 = 0.2;
 
