@@ -279,7 +279,9 @@ impl TokenProvider {
     /// token endpoint on every call, and the first call after it tries again. The wait is
     /// per keys and endpoint, whatever the merchant (refused keys or an endpoint that is
     /// down fail for every merchant alike): a failure for one merchant is shared with the
-    /// others that have no usable token, and a success for any of them resets it.
+    /// others that have no usable token, and a success for any of them resets it. A
+    /// refusal of this merchant only (another 4xx, such as an MSN not linked to the keys)
+    /// waits for this merchant alone, and only its own success resets it.
     ///
     /// A fetched token is never handed out in its last [`RefreshPolicy::expiry_margin`]:
     /// one that arrives that late (a slow answer, a runtime that stood still, a clock that

@@ -1,7 +1,8 @@
 //! How often the token endpoint may be asked when asking does not help: [`ForcedRefreshes`]
 //! (refreshes that APIs answering 401 force) and [`FailureBackoffs`] (fetches after
 //! failures while no usable token is left), both per keys and endpoint, whatever the
-//! merchant, in bounded maps that outlive slot eviction.
+//! merchant (a refusal of one merchant, [`is_merchant_refusal`], waits in a map of its
+//! own per merchant), in bounded maps that outlive slot eviction.
 
 use std::{collections::HashMap, hash::Hash, sync::Mutex, time::Duration};
 
