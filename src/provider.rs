@@ -83,6 +83,8 @@ pub struct TokenProvider {
     source: TokenSource,
     /// The keys and endpoint, whatever the merchant: what the rate limits count by.
     endpoint: Arc<CacheKey>,
+    /// The keys, endpoint and merchant: what the wait after a merchant's refusal counts by.
+    key: Arc<CacheKey>,
     slot: Arc<Slot>,
     cache: Arc<Cache>,
 }
@@ -142,6 +144,7 @@ impl TokenProviderBuilder {
             slots: Slots::new(self.max_slots),
             forced_refreshes: ForcedRefreshes::new(self.max_slots),
             failure_backoffs: FailureBackoffs::new(self.max_slots),
+            merchant_failure_backoffs: FailureBackoffs::new(self.max_slots),
             #[cfg(feature = "store")]
             store: self.store,
         });
@@ -175,8 +178,13 @@ struct Cache {
     slots: Slots<CacheKey>,
     /// When a 401 last forced a refresh, per keys and endpoint.
     forced_refreshes: ForcedRefreshes<CacheKey>,
-    /// The wait after failures with no usable token, per keys and endpoint.
+    /// The wait after failures with no usable token that every merchant of the keys
+    /// shares (refused keys, an endpoint that is down, an invalid answer), per keys and
+    /// endpoint.
     failure_backoffs: FailureBackoffs<CacheKey>,
+    /// The wait after a refusal of one merchant (another 4xx), per keys, endpoint and
+    /// merchant: reset only by that merchant's own success.
+    merchant_failure_backoffs: FailureBackoffs<CacheKey>,
     /// Where the fleet shares its tokens, if anywhere.
     #[cfg(feature = "store")]
     store: Option<Arc<dyn crate::store::TokenStore>>,
@@ -224,6 +232,7 @@ impl TokenProvider {
             client,
             source,
             endpoint: Arc::new(key.without_merchant()),
+            key: Arc::new(key),
             slot,
             cache,
         }
@@ -270,7 +279,9 @@ impl TokenProvider {
     /// token endpoint on every call, and the first call after it tries again. The wait is
     /// per keys and endpoint, whatever the merchant (refused keys or an endpoint that is
     /// down fail for every merchant alike): a failure for one merchant is shared with the
-    /// others that have no usable token, and a success for any of them resets it.
+    /// others that have no usable token, and a success for any of them resets it. A
+    /// refusal of this merchant only (another 4xx, such as an MSN not linked to the keys)
+    /// waits for this merchant alone, and only its own success resets it.
     ///
     /// A fetched token is never handed out in its last [`RefreshPolicy::expiry_margin`]:
     /// one that arrives that late (a slow answer, a runtime that stood still, a clock that
@@ -323,7 +334,11 @@ impl TokenProvider {
             return Ok(cached.token.clone());
         }
         if !self.slot.flight.is_running()
-            && let Some(error) = self.cache.failure_backoffs.current(&self.endpoint)
+            && let Some(error) = self
+                .cache
+                .failure_backoffs
+                .current(&self.endpoint)
+                .or_else(|| self.cache.merchant_failure_backoffs.current(&self.key))
         {
             tracing::debug!(
                 "a vipps access token fetch for these keys failed moments ago: sharing its error"
@@ -549,6 +564,7 @@ impl TokenProvider {
         let client = self.client.clone();
         let source = self.source.clone();
         let endpoint = self.endpoint.clone();
+        let key = self.key.clone();
         let slot = Arc::downgrade(&self.slot);
         let cache = Arc::downgrade(&self.cache);
         let policy = self.cache.policy;
@@ -605,11 +621,17 @@ impl TokenProvider {
                 .is_some_and(|slot| keep(&slot, &outcome, policy, source.flow_name()));
             if let Some(cache) = cache.upgrade() {
                 match &outcome {
-                    Ok(_) => cache.failure_backoffs.succeeded(&endpoint),
+                    Ok(_) => {
+                        cache.failure_backoffs.succeeded(&endpoint);
+                        cache.merchant_failure_backoffs.succeeded(&key);
+                    }
                     // A token that arrived late says nothing about the next request (a
                     // suspend, a runtime that stood still), and a slow upstream limits
                     // itself: each late answer took most of a token's life.
                     Err(Error::ArrivedLate(_)) => {}
+                    Err(error) if !token_left && crate::throttle::is_merchant_refusal(error) => {
+                        cache.merchant_failure_backoffs.failed(&key, error, &policy);
+                    }
                     Err(error) if !token_left => {
                         cache.failure_backoffs.failed(&endpoint, error, &policy);
                     }

@@ -1,7 +1,8 @@
 //! How often the token endpoint may be asked when asking does not help: [`ForcedRefreshes`]
 //! (refreshes that APIs answering 401 force) and [`FailureBackoffs`] (fetches after
 //! failures while no usable token is left), both per keys and endpoint, whatever the
-//! merchant, in bounded maps that outlive slot eviction.
+//! merchant (a refusal of one merchant, [`is_merchant_refusal`], waits in a map of its
+//! own per merchant), in bounded maps that outlive slot eviction.
 
 use std::{collections::HashMap, hash::Hash, sync::Mutex, time::Duration};
 
@@ -94,6 +95,22 @@ struct Backoff {
 impl Backoff {
     fn running(&self, now: Instant) -> bool {
         self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// Whether `error` refuses one merchant rather than the keys or the endpoint: a 4xx other
+/// than rejected credentials and 429 (an MSN not linked to the keys, say). Its wait is kept
+/// per merchant; every other failure (credentials rejected, 5xx, 429, transport, timeout,
+/// an invalid answer) is the same for every merchant of the keys and shares one wait.
+pub(crate) fn is_merchant_refusal(error: &Error) -> bool {
+    match error {
+        Error::Api(api) => {
+            (400..500).contains(&api.status())
+                && api.status() != 429
+                && !error.is_credentials_rejected()
+        }
+        Error::Shared(shared) => shared.kind == crate::error::FailureKind::Refused,
+        _ => false,
     }
 }
 

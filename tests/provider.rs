@@ -1003,6 +1003,69 @@ async fn a_success_for_any_merchant_ends_the_wait() {
     assert_eq!(server.upstream.served().len(), 3);
 }
 
+/// A 400 about one merchant's MSN (not linked to the keys) says nothing about the other
+/// merchants of those keys: its wait is that merchant's alone. On main every new merchant
+/// of the keys shared merchant 999999's refusal for the wait (20 of 20 refused, 1 request).
+#[tokio::test(start_paused = true)]
+async fn one_merchants_refusal_is_not_shared_with_other_merchants() {
+    let (server, provider) = scripted().await;
+    server.upstream.refuse_merchant("999999");
+    let refused = provider.with_merchant_serial_number("999999").unwrap();
+    let first = refused.token().await.expect_err("999999 is refused");
+    assert!(
+        matches!(&first, Error::Api(api) if api.status() == 400),
+        "{first:?}"
+    );
+    for n in 0..20 {
+        let merchant = provider
+            .with_merchant_serial_number(&format!("{}", 200_000 + n))
+            .unwrap();
+        merchant
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("merchant {n} got another merchant's refusal: {e}"));
+    }
+    assert_eq!(server.upstream.served().len(), 21, "one request a merchant");
+    // 999999 still waits: its refusal is shared with its own calls.
+    for _ in 0..20 {
+        assert!(refused.token().await.is_err());
+    }
+    assert_eq!(server.upstream.served().len(), 21, "999999 waits");
+}
+
+/// Other merchants' successes do not end the wait of a merchant refused for its MSN: its
+/// wait grows as if it were alone (requests at about 0, 1 and 3 s in 3 s). On main each
+/// success reset the wait of the keys: 999999 asked again after every one (30 requests).
+#[tokio::test(start_paused = true)]
+async fn successes_of_other_merchants_do_not_end_a_refused_merchants_wait() {
+    let (server, provider) = scripted().await;
+    server.upstream.refuse_merchant("999999");
+    let refused = provider.with_merchant_serial_number("999999").unwrap();
+    for n in 0..30 {
+        assert!(refused.token().await.is_err());
+        let merchant = provider
+            .with_merchant_serial_number(&format!("{}", 300_000 + n))
+            .unwrap();
+        merchant
+            .refresh()
+            .await
+            .expect("other merchants are served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refusals = server
+        .upstream
+        .served()
+        .iter()
+        .filter(|served| served.msn == "999999")
+        .count();
+    assert!(refusals <= 3, "999999 asked {refusals} times in 3 s");
+    // Its own success ends its wait.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    server.upstream.refuse_merchant("none");
+    refused.token().await.expect("999999 is linked now");
+    assert!(refused.token().await.is_ok());
+}
+
 fn refused_field(policy: RefreshPolicy) -> Option<&'static str> {
     let client = ClientBuilder::with_base_url("http://127.0.0.1:9")
         .build()

@@ -38,6 +38,10 @@ pub enum Reply {
     InvalidClient,
     /// 200 whose body is JSON but not a token.
     NotAToken,
+    /// 400 `invalid_request` about the request's `Merchant-Serial-Number` (not linked to
+    /// the keys): a refusal of that merchant only. Answered to the merchant given to
+    /// [`Upstream::refuse_merchant`], whatever the script.
+    MerchantRefused,
 }
 
 impl Reply {
@@ -99,6 +103,7 @@ struct State {
     served: Vec<Served>,
     issued: HashMap<String, Issued>,
     next_seq: u64,
+    refused_msn: Option<String>,
 }
 
 impl State {
@@ -159,6 +164,12 @@ impl Upstream {
         self.state().script.extend(answers);
     }
 
+    /// Every request for merchant `msn` from now on gets [`Reply::MerchantRefused`] at
+    /// once, taking nothing from the script.
+    pub fn refuse_merchant(&self, msn: &str) {
+        self.state().refused_msn = Some(msn.to_owned());
+    }
+
     /// The lifetime of the tokens issued when the script is empty.
     pub fn set_default_lifetime(&self, secs: u64) {
         self.state().default_lifetime_secs = secs;
@@ -187,7 +198,16 @@ impl Upstream {
         let msn = header(&head, "merchant-serial-number").unwrap_or_default();
         let (index, answer) = {
             let mut state = self.state();
-            let answer = state.script.pop_front().unwrap_or(Answer {
+            let refused = state.refused_msn.as_deref() == Some(msn.as_str());
+            let scripted = if refused {
+                Some(Answer {
+                    reply: Reply::MerchantRefused,
+                    delay: Duration::ZERO,
+                })
+            } else {
+                state.script.pop_front()
+            };
+            let answer = scripted.unwrap_or(Answer {
                 reply: Reply::Token {
                     lifetime_secs: state.default_lifetime_secs,
                 },
@@ -229,11 +249,15 @@ impl Upstream {
                 }
                 Reply::InvalidClient => r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#.to_owned(),
                 Reply::NotAToken => r#"{"status":"ok","message":"maintenance window"}"#.to_owned(),
+                Reply::MerchantRefused => format!(
+                    r#"{{"error":"invalid_request","error_description":"Merchant-Serial-Number {msn} is not connected to this client_id"}}"#
+                ),
             };
             let status = match answer.reply {
                 Reply::Token { .. } | Reply::NotAToken => "200 OK",
                 Reply::Unavailable => "503 Service Unavailable",
                 Reply::InvalidClient => "401 Unauthorized",
+                Reply::MerchantRefused => "400 Bad Request",
             };
             (status, body)
         };
