@@ -5,7 +5,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::{error_body::ErrorBody, flow::Flow, redact::hide_secrets};
+use crate::{error_body::ErrorBody, flow::Flow};
 
 /// Everything that can go wrong when asking for a token.
 /// Cheap to clone, so that one failed attempt can be handed to every caller that waited on it,
@@ -256,7 +256,8 @@ impl ApiError {
     /// Builds the error from the status and the raw body, parsing the body's shape. The
     /// raw body is not kept: the parsed fields are, with every known secret (in any form)
     /// and anything shaped like a token or a key hidden, so that `Display`, `Debug` and
-    /// logs show none.
+    /// logs show none; a body of no known shape only as a bounded excerpt
+    /// ([`ErrorBody::Text`]), redacted here once.
     pub(crate) fn new(
         flow: Flow,
         status: u16,
@@ -264,10 +265,7 @@ impl ApiError {
         body: &[u8],
         secrets: &[&str],
     ) -> Self {
-        let raw = String::from_utf8_lossy(body);
-        let mut body = ErrorBody::parse(hide_secrets(&raw, secrets).as_bytes());
-        // Again after parsing: JSON escapes (`\u003d` for `=`) hide a secret from the raw text.
-        body.redact(secrets);
+        let body = ErrorBody::parse_redacted(body, secrets);
         Self {
             flow,
             status,
@@ -333,6 +331,34 @@ mod tests {
 
     use super::*;
     use crate::token::AccessToken;
+
+    /// The cost of a 64 KiB HTML error page: building the error (parse and redact) and
+    /// one `Display`, each the mean of 100. Printed, not asserted (speed goals are for
+    /// benchmarks): `cargo test --release --lib cost_of_a_64_kib_page -- --nocapture`.
+    #[test]
+    fn cost_of_a_64_kib_page() {
+        let row = "<tr><td class=\"cell\">Lorem ipsum dolor sit amet 0123456789 abcdefABCDEF consectetur</td></tr>\n";
+        let mut page = String::from("<!DOCTYPE html><html><body><table>\n");
+        while page.len() < 64 * 1024 {
+            page.push_str(row);
+        }
+        let secrets = [
+            "Y8Kteew6GE2ZmeycEt6egg==",
+            "0f14ebcab0ec4b29ae0cb90d91b4a84a",
+        ];
+        let build = |_| ApiError::new(Flow::Standard, 502, None, page.as_bytes(), &secrets);
+        let started = std::time::Instant::now();
+        let errors: Vec<ApiError> = (0..100).map(build).collect();
+        let built = started.elapsed() / 100;
+        let started = std::time::Instant::now();
+        let shown: usize = errors.iter().map(|e| e.to_string().len()).sum();
+        let displayed = started.elapsed() / 100;
+        let debug = errors.first().map(|e| format!("{e:?}").len()).unwrap_or(0);
+        eprintln!(
+            "64 KiB page: build {built:?}, Display {displayed:?} ({} chars), Debug {debug} bytes",
+            shown / 100
+        );
+    }
 
     /// The cache's hot path returns `Result<Arc<AccessToken>, Error>`: a large error makes
     /// every hit move and drop a large value, so the big variants stay boxed.

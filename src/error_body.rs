@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::redact::{excerpt, hide_secrets_in_json, hide_token_like, redact, redact_id};
+use crate::redact::{
+    hide_secrets, hide_secrets_in_json, hide_token_like, one_line, redact, redact_id, text_excerpt,
+};
 
 /// An error body, in one of the shapes the API is known to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,10 @@ pub enum ErrorBody {
     OAuth(OAuthError),
     /// No body at all.
     Empty,
-    /// Anything else (an HTML page from a proxy, say), kept as text.
+    /// Anything else (an HTML page from a proxy, say), kept as text: at most its first
+    /// 2 KiB (cut on a character boundary), anything shaped like a token or a key (and, in
+    /// an [`ApiError`](crate::ApiError), the caller's secrets) hidden, and a longer body
+    /// ending with `…[N more bytes]`.
     Text(String),
 }
 
@@ -102,14 +107,39 @@ fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
 const AZURE_AD_FIELDS: [&str; 4] = ["error_codes", "trace_id", "correlation_id", "timestamp"];
 
 impl ErrorBody {
-    /// Recognises the shape of `body`; falls back to [`ErrorBody::Text`].
+    /// Recognises the shape of `body`; falls back to [`ErrorBody::Text`], which keeps a
+    /// bounded excerpt with anything shaped like a token or a key hidden.
     pub fn parse(body: &[u8]) -> Self {
         let text = String::from_utf8_lossy(body);
         if text.trim().is_empty() {
             return Self::Empty;
         }
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
-            return Self::Text(text.into_owned());
+        Self::shaped(&text).unwrap_or_else(|| Self::Text(text_excerpt(&text, &[])))
+    }
+
+    /// [`Self::parse`] for an [`ApiError`](crate::ApiError): the caller's `secrets` (in any
+    /// form) and anything shaped like a token or a key hidden in every text it keeps. A
+    /// body of no known shape longer than the excerpt is redacted once, over its first
+    /// 2 KiB and a margin (so that a secret across the cut is found), then cut: its cost
+    /// does not grow with the body.
+    pub(crate) fn parse_redacted(body: &[u8], secrets: &[&str]) -> Self {
+        let text = String::from_utf8_lossy(body);
+        if text.trim().is_empty() {
+            return Self::Empty;
+        }
+        if Self::shaped(&text).is_none() && text.len() > crate::redact::TEXT_EXCERPT_BYTES {
+            return Self::Text(text_excerpt(&text, secrets));
+        }
+        let mut parsed = Self::parse(hide_secrets(&text, secrets).as_bytes());
+        // Again after parsing: JSON escapes (`\u003d` for `=`) hide a secret from the raw text.
+        parsed.redact(secrets);
+        parsed
+    }
+
+    /// One of the known shapes, or `None` for anything else.
+    fn shaped(text: &str) -> Option<Self> {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) else {
+            return None;
         };
         let value = serde_json::Value::Object(map);
         if value.get("error").is_some_and(|e| e.is_string()) {
@@ -120,22 +150,22 @@ impl ErrorBody {
                 OAuthError::deserialize(&value).map(Self::OAuth)
             };
             if let Ok(parsed) = parsed {
-                return parsed;
+                return Some(parsed);
             }
         }
         match GatewayWire::deserialize(&value) {
             Ok(GatewayWire::Plain {
                 status_code,
                 message,
-            }) => Self::Gateway(GatewayError {
+            }) => Some(Self::Gateway(GatewayError {
                 status_code,
                 message,
-            }),
-            Ok(GatewayWire::NotFound { response_info }) => Self::Gateway(GatewayError {
+            })),
+            Ok(GatewayWire::NotFound { response_info }) => Some(Self::Gateway(GatewayError {
                 status_code: response_info.response_code,
                 message: response_info.response_message.unwrap_or_default(),
-            }),
-            Err(_) => Self::Text(text.into_owned()),
+            })),
+            Err(_) => None,
         }
     }
 
@@ -230,7 +260,8 @@ impl fmt::Display for ErrorBody {
             }
             Self::Gateway(e) => write!(f, "{}", e.message),
             Self::Empty => f.write_str("empty body"),
-            Self::Text(text) => write!(f, "body starts {:?}", excerpt(text.as_bytes())),
+            // Redacted when the body was kept: here only put on one line and shortened.
+            Self::Text(text) => write!(f, "body starts {:?}", one_line(text)),
         }
     }
 }

@@ -68,6 +68,74 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     out
 }
 
+/// The most an [`crate::ErrorBody::Text`] keeps of a body, in bytes.
+pub(crate) const TEXT_EXCERPT_BYTES: usize = 2048;
+
+/// The longest escape of one character [`hide_secrets`] decodes (`&#1114111;`): a secret
+/// written with escapes takes at most this many bytes a character.
+const MAX_ESCAPE_BYTES: usize = 10;
+
+/// At most the first [`TEXT_EXCERPT_BYTES`] of `text` (cut on a character boundary),
+/// redacted ([`redact`]), and `…[N more bytes]` when `text` was longer. Redacted before it
+/// is cut, over the excerpt and a margin of one secret's length in its longest form, so that
+/// a secret (or a key-shaped run) across the cut is hidden whole; the cost stays bounded
+/// whatever the length of `text`.
+pub(crate) fn text_excerpt(text: &str, secrets: &[&str]) -> String {
+    let cut = floor_char_boundary(text, TEXT_EXCERPT_BYTES);
+    if cut == text.len() {
+        return redact(text, secrets);
+    }
+    let longest = secrets.iter().map(|s| s.len()).max().unwrap_or(0);
+    let margin = longest
+        .saturating_mul(2 * MAX_ESCAPE_BYTES)
+        .saturating_add(4 * SECRET_RUN_CHARS);
+    let window = &text[..floor_char_boundary(text, cut.saturating_add(margin))];
+    let hidden = redact(window, secrets);
+    let mut end = floor_char_boundary(&hidden, TEXT_EXCERPT_BYTES);
+    // A `[redacted]` across the cut is kept whole, so that no half marker is shown.
+    if let Some(marker) = hidden[..end].rfind('[')
+        && hidden[marker..].starts_with(REDACTED)
+        && marker.saturating_add(REDACTED.len()) > end
+    {
+        end = marker.saturating_add(REDACTED.len());
+    }
+    format!(
+        "{}…[{} more bytes]",
+        &hidden[..end],
+        text.len().saturating_sub(cut)
+    )
+}
+
+/// The largest index of a character boundary of `text` at most `at` (`str::floor_char_boundary`
+/// is newer than this crate's MSRV).
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    (0..=at.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
+/// `text` on one line, at most [`EXCERPT_CHARS`] characters, without redacting it: for a
+/// text redacted when it was kept.
+pub(crate) fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() > EXCERPT_CHARS {
+            break;
+        }
+    }
+    if out.chars().count() <= EXCERPT_CHARS {
+        return out;
+    }
+    let mut out: String = out.chars().take(EXCERPT_CHARS).collect();
+    out.push('…');
+    out
+}
+
 /// A character of base64, base64url, hex or a JWT (its dots included).
 fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=' | '~')

@@ -1352,3 +1352,59 @@ async fn tracing_output_holds_no_secret() {
         "the foreign failure's log lost its trace id:\n{logs}"
     );
 }
+
+/// A 64 KiB HTML error page with the caller's client secret and subscription key written
+/// across the 2 KiB cut of the excerpt (one as sent, one escaped `&#NN;` character by
+/// character). Expected: the error keeps at most a bounded excerpt (its `Debug` under
+/// 4 KiB; on main it held the whole 64 KiB page), says how many bytes it left out, and
+/// shows no piece of either secret on either side of the cut.
+#[tokio::test]
+async fn a_64_kib_page_is_kept_as_a_bounded_excerpt_hiding_secrets_across_its_cut() {
+    let escaped_key: String = SUBSCRIPTION_KEY
+        .chars()
+        .map(|c| format!("&#{};", c as u32))
+        .collect();
+    for (what, secret) in [
+        ("the client secret", CLIENT_SECRET.to_owned()),
+        ("the escaped subscription key", escaped_key),
+    ] {
+        let mut page = String::from("<!DOCTYPE html><html><body><p>");
+        while page.len() < 2048 - secret.len() / 2 {
+            page.push_str("Bad gateway. ");
+        }
+        page.truncate(2048 - secret.len() / 2);
+        page.push_str(&secret);
+        while page.len() < 64 * 1024 {
+            page.push_str("<tr><td>Lorem ipsum dolor sit amet</td></tr>\n");
+        }
+        page.truncate(64 * 1024 - 1);
+        let server = MockServer::start().await;
+        Mock::given(matchers::path(STANDARD_PATH))
+            .respond_with(ResponseTemplate::new(502).set_body_raw(page.clone(), "text/html"))
+            .mount(&server)
+            .await;
+        let error = expect_err(
+            what,
+            request_token(&client(&server.uri()), Flow::Standard).await,
+        );
+        let Error::Api(api) = &error else {
+            panic!("expected Error::Api, got {error:?}");
+        };
+        let ErrorBody::Text(text) = api.body() else {
+            panic!("expected ErrorBody::Text, got {:?}", api.body());
+        };
+        let debug = format!("{error:?}");
+        assert!(debug.len() < 4096, "{what}: Debug is {} bytes", debug.len());
+        assert!(
+            text.starts_with("<!DOCTYPE html><html><body><p>Bad gateway."),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!("…[{} more bytes]", page.len() - 2048)),
+            "{what}: {}",
+            &text[text.len().saturating_sub(80)..]
+        );
+        assert!(text.contains("[redacted]"), "{what}: {text}");
+        audit_error(&format!("a 64 KiB page with {what} across the cut"), &error);
+    }
+}
