@@ -66,7 +66,7 @@ pub use integer_or_digits::integer_or_digits;
 pub use jwt::{JwtError, UnverifiedJwt};
 pub use legacy::LegacyResource;
 #[cfg(feature = "middleware")]
-pub use middleware::VippsAuthMiddleware;
+pub use middleware::{TokenWaitTimedOut, VippsAuthMiddleware};
 pub use partner::FORM_CONTENT_TYPE;
 pub use paths::{
     LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH, STANDARD_TOKEN_PATH,

@@ -217,11 +217,14 @@ impl Middleware for VippsAuthMiddleware {
         }
         let retry = request.try_clone();
         let timeout = request.timeout().copied();
-        let token = self
-            .provider
-            .token()
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        // The request's own timeout bounds the wait for a token too; the fetch goes on.
+        let token = match timeout {
+            Some(limit) => tokio::time::timeout(limit, self.provider.token())
+                .await
+                .map_err(|_| reqwest_middleware::Error::middleware(TokenWaitTimedOut(limit)))?,
+            None => self.provider.token().await,
+        }
+        .map_err(reqwest_middleware::Error::middleware)?;
         let response = next
             .clone()
             .run(authenticated(request, token.headers()), extensions)
@@ -272,6 +275,15 @@ impl Middleware for VippsAuthMiddleware {
         }
     }
 }
+
+/// A request's own timeout (`RequestBuilder::timeout`) ran out while the middleware waited
+/// for a token: the token endpoint is slow or down. The fetch goes on, so a later call may
+/// find the token cached; check the token endpoint, or give the request more time.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the request's timeout ({0:?}) ran out while waiting for a vipps access token: is the token endpoint slow or down?"
+)]
+pub struct TokenWaitTimedOut(pub Duration);
 
 /// The headers of `token` on `request`: credentials always, identifying headers if absent.
 fn authenticated(mut request: Request, token_headers: &HeaderMap) -> Request {

@@ -516,6 +516,42 @@ mod hanging_token_endpoint {
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
+    /// A cold cache behind a hanging token endpoint: a request with a timeout of its own
+    /// fails when that runs out, saying why, instead of waiting the token client's budget.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_timeout_bounds_the_wait_for_the_first_token() {
+        let (token, provider) = token_endpoint_and_provider().await;
+        token.set_delay(Duration::from_secs(3600));
+        let api = Api::start().await;
+        let http = VippsAuthMiddleware::new(provider)
+            .with_origin(&api.uri)
+            .expect("a loopback origin")
+            .client()
+            .expect("the documented client");
+
+        let started = Instant::now();
+        let outcome = http
+            .get(format!("{}/good", api.uri))
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await;
+        let waited = started.elapsed();
+
+        let error = outcome.expect_err("no token within the request's timeout");
+        assert_eq!(
+            waited,
+            Duration::from_millis(300),
+            "the request's own timeout"
+        );
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("timeout") && message.contains("token"),
+            "it says what ran out: {message}"
+        );
+        assert_eq!(api.refused(), 0, "nothing reached the API");
+        assert_eq!(token.request_count(), 1, "one fetch, which goes on");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_wait_for_a_forced_refresh_is_a_setting_and_a_request_timeout_bounds_it() {
         let (token, provider) = token_endpoint_and_provider().await;
