@@ -1075,16 +1075,25 @@ async fn a_key_of_the_wrong_type_is_repaired_and_the_store_used_again() {
     }
 }
 
-/// A loopback TCP proxy to `upstream` that holds the first bytes of each direction of each
-/// connection for `delay`, as a Redis far away (or a slow TLS handshake) makes connecting
-/// slow; everything after passes at once. Stops when dropped.
-struct SlowStartProxy {
+/// How a [`DelayingProxy`] delays what passes through it.
+#[derive(Clone, Copy)]
+enum Delay {
+    /// The first bytes of each direction of each connection, as a Redis far away (or a
+    /// slow TLS handshake) makes connecting slow; everything after passes at once.
+    FirstBytes(Duration),
+    /// Every chunk each way, in order: a Redis that far away on every packet.
+    EveryChunk(Duration),
+}
+
+/// A loopback TCP proxy to `upstream` that delays traffic as `delay` says. Stops when
+/// dropped.
+struct DelayingProxy {
     port: u16,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl SlowStartProxy {
-    async fn start(upstream: u16, delay: Duration) -> Self {
+impl DelayingProxy {
+    async fn start(upstream: u16, delay: Delay) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
@@ -1106,8 +1115,19 @@ impl SlowStartProxy {
         Self { port, task }
     }
 
-    /// Copies `from` to `to`, holding the first bytes for `delay`.
     async fn pass(
+        from: tokio::net::tcp::OwnedReadHalf,
+        to: tokio::net::tcp::OwnedWriteHalf,
+        delay: Delay,
+    ) {
+        match delay {
+            Delay::FirstBytes(delay) => Self::pass_first_late(from, to, delay).await,
+            Delay::EveryChunk(delay) => Self::pass_every_late(from, to, delay).await,
+        }
+    }
+
+    /// Copies `from` to `to`, holding the first bytes for `delay`.
+    async fn pass_first_late(
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
         delay: Duration,
@@ -1129,74 +1149,9 @@ impl SlowStartProxy {
         }
         let _ = to.shutdown().await;
     }
-}
-
-impl Drop for SlowStartProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Connecting to a Redis 150 ms away each way takes longer than one operation's 250 ms:
-/// the connection has a timeout of its own, so two processes behind that distance still
-/// share one fetch through the store instead of bypassing it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_connection_does_not_count_against_the_first_operation() {
-    let server = redis_or_skip!("a_slow_connection_does_not_count_against_the_first_operation");
-    let proxy = SlowStartProxy::start(server.port(), Duration::from_millis(150)).await;
-    let mock = MockServer::start().await.unwrap();
-    let url = format!("redis://127.0.0.1:{}", proxy.port);
-    let far_store = || -> Arc<dyn TokenStore> {
-        let mut config = config(1, None);
-        config.operation_timeout = vipps_access_token::store::DEFAULT_OPERATION_TIMEOUT;
-        Arc::new(RedisTokenStore::new(&url, config).expect("a redis URL"))
-    };
-    let (logs, _guard) = CapturedLogs::start();
-    let first = process(&mock, &far_store()).token().await.unwrap();
-    saved().await;
-    let second = process(&mock, &far_store()).token().await.unwrap();
-    assert_eq!(
-        mock.request_count(),
-        1,
-        "one upstream request for both: {}",
-        logs.text()
-    );
-    assert_eq!(first.secret(), second.secret());
-    assert!(!logs.text().contains("bypassed"), "{}", logs.text());
-}
-
-/// A loopback TCP proxy to `upstream` that delays every chunk by `delay` each way, in
-/// order: a Redis that far away on every packet, not only the first. Stops when dropped.
-struct FarProxy {
-    port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FarProxy {
-    async fn start(upstream: u16, delay: Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                    else {
-                        return;
-                    };
-                    let (client_read, client_write) = client.into_split();
-                    let (server_read, server_write) = server.into_split();
-                    tokio::join!(
-                        Self::pass(client_read, server_write, delay),
-                        Self::pass(server_read, client_write, delay),
-                    );
-                });
-            }
-        });
-        Self { port, task }
-    }
 
     /// Copies `from` to `to`, each chunk `delay` after it was read.
-    async fn pass(
+    async fn pass_every_late(
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
         delay: Duration,
@@ -1222,10 +1177,39 @@ impl FarProxy {
     }
 }
 
-impl Drop for FarProxy {
+impl Drop for DelayingProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Connecting to a Redis 150 ms away each way takes longer than one operation's 250 ms:
+/// the connection has a timeout of its own, so two processes behind that distance still
+/// share one fetch through the store instead of bypassing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_connection_does_not_count_against_the_first_operation() {
+    let server = redis_or_skip!("a_slow_connection_does_not_count_against_the_first_operation");
+    let proxy =
+        DelayingProxy::start(server.port(), Delay::FirstBytes(Duration::from_millis(150))).await;
+    let mock = MockServer::start().await.unwrap();
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let far_store = || -> Arc<dyn TokenStore> {
+        let mut config = config(1, None);
+        config.operation_timeout = vipps_access_token::store::DEFAULT_OPERATION_TIMEOUT;
+        Arc::new(RedisTokenStore::new(&url, config).expect("a redis URL"))
+    };
+    let (logs, _guard) = CapturedLogs::start();
+    let first = process(&mock, &far_store()).token().await.unwrap();
+    saved().await;
+    let second = process(&mock, &far_store()).token().await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "one upstream request for both: {}",
+        logs.text()
+    );
+    assert_eq!(first.secret(), second.secret());
+    assert!(!logs.text().contains("bypassed"), "{}", logs.text());
 }
 
 /// A Redis 60 ms away on every packet (a round trip of 120 ms, within the default 250 ms
@@ -1237,7 +1221,8 @@ impl Drop for FarProxy {
 #[tokio::test(flavor = "current_thread")]
 async fn a_redis_60ms_away_on_every_packet_is_used() {
     let server = redis_or_skip!("a_redis_60ms_away_on_every_packet_is_used");
-    let proxy = FarProxy::start(server.port(), Duration::from_millis(60)).await;
+    let proxy =
+        DelayingProxy::start(server.port(), Delay::EveryChunk(Duration::from_millis(60))).await;
     let mock = MockServer::start().await.unwrap();
     let url = format!("redis://127.0.0.1:{}", proxy.port);
     let (logs, _guard) = CapturedLogs::start();
