@@ -35,8 +35,6 @@ mod retry;
 mod single_flight;
 mod slots;
 mod source;
-#[cfg(feature = "spec-diff")]
-pub mod spec_diff;
 mod standard;
 #[cfg(feature = "store")]
 pub mod store;

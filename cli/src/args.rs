@@ -103,7 +103,7 @@ pub struct SpecDiffArgs {
     /// The lowest level that fails (exit 7): `breaking` (oasdiff's ERR) or `warning`
     /// (WARN, which includes breaking).
     #[arg(long, value_name = "LEVEL", default_value = "breaking")]
-    pub fail_on: vipps_access_token::spec_diff::FailOn,
+    pub fail_on: vipps_spec_diff::FailOn,
     /// Do not fail on changes this crate absorbs (proven by running the new schema's
     /// instances through its parsers, and its requests against the new spec).
     #[arg(long)]

@@ -1,7 +1,6 @@
 //! The `vipps-token` binary against an in-process mock: every subcommand, every output
 //! form, every exit code, and never a secret on stderr. Run against the installed binary
 //! too: `VIPPS_TOKEN_BIN=path/to/vipps-token cargo test --all-features --test cli`.
-#![cfg(feature = "cli")]
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -16,7 +15,7 @@ use vipps_access_token::{
     mock::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServer},
 };
 
-#[path = "support/cli_binary.rs"]
+#[path = "../../tests/support/cli_binary.rs"]
 mod cli_binary;
 use cli_binary::bin;
 
@@ -704,7 +703,7 @@ async fn token_through_a_store_that_is_down_still_prints_a_token() {
 
 #[tokio::test]
 async fn spec_diff_of_the_bundled_spec_with_itself_finds_nothing() {
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/access-token.yaml");
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/access-token.yaml");
     let run = run(&["spec", "diff", spec, spec], vec![], "").await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
@@ -751,7 +750,7 @@ fn dev_full() -> Stdio {
 #[tokio::test]
 async fn output_errors_are_handled_alike_by_every_subcommand() {
     let mock = MockServer::start().await.unwrap();
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/access-token.yaml");
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/access-token.yaml");
     let token = run(&["token", "--env", "mock"], vec![], "").await.stdout;
     let commands: Vec<Vec<&str>> = vec![
         vec!["token", "--base-url", mock.base_url()],

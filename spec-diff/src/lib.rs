@@ -9,14 +9,14 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use vipps_access_token::spec_diff::{FailOn, Format, Gate, diff_files};
+//! use vipps_spec_diff::{FailOn, Format, Gate, diff_files};
 //!
 //! let report = diff_files(Path::new("openapi/access-token.yaml"), Path::new("new.yaml"))?;
 //! print!("{}", report.render(Format::Markdown));
 //! // Fail CI on what is breaking and not absorbed by the crate.
 //! let gate = Gate { fail_on: FailOn::Breaking, ignore_absorbed: true };
 //! std::process::exit(if report.fails(gate) { 7 } else { 0 });
-//! # Ok::<(), vipps_access_token::spec_diff::LoadError>(())
+//! # Ok::<(), vipps_spec_diff::LoadError>(())
 //! ```
 //!
 //! # Levels and the gate
@@ -127,8 +127,8 @@
 //! # This crate's knowledge: absorbed, proven
 //!
 //! A change to a response schema that build.rs replaces with a hand-written type
-//! (`AuthorizationTokenResponse` -> [`StandardTokenResponse`](crate::StandardTokenResponse),
-//! `TokenResponse` -> [`PartnerTokenResponse`](crate::PartnerTokenResponse)) is
+//! (`AuthorizationTokenResponse` -> [`StandardTokenResponse`](vipps_access_token::StandardTokenResponse),
+//! `TokenResponse` -> [`PartnerTokenResponse`](vipps_access_token::PartnerTokenResponse)) is
 //! *absorbed* only if every instance of the NEW schema parses with that type's real
 //! parser: the schema's examples, plus values built from type, format, pattern, enum and
 //! bounds (a `date-time` string, `12.5` where a pattern allows decimals, a fraction for a

@@ -2,7 +2,7 @@
 //! gate can use: 0 nothing at or above `--fail-on`, 7 something is, 2 a spec cannot be
 //! read, 1 stdout cannot be written.
 
-use vipps_access_token::spec_diff::{Format, Gate, diff_files};
+use vipps_spec_diff::{Format, Gate, diff_files};
 
 use crate::{
     args::{SpecCommand, SpecFormat},
@@ -39,8 +39,8 @@ pub fn run(command: SpecCommand) -> Result<(), Failure> {
             format!(
                 "{failing} change(s) at or above --fail-on {}{which}; see the report",
                 match gate.fail_on {
-                    vipps_access_token::spec_diff::FailOn::Breaking => "breaking",
-                    vipps_access_token::spec_diff::FailOn::Warning => "warning",
+                    vipps_spec_diff::FailOn::Breaking => "breaking",
+                    vipps_spec_diff::FailOn::Warning => "warning",
                 }
             ),
         ));

@@ -4,7 +4,7 @@
 //! build.rs's `REPLACEMENTS`, `src/response.rs`'s fields, the headers a real
 //! `Client::standard_token` call sends.
 
-use crate::response::{PartnerTokenResponse, StandardTokenResponse};
+use vipps_access_token::{PartnerTokenResponse, StandardTokenResponse};
 
 /// A response schema that build.rs replaces, by name, with a hand-written type.
 pub(crate) struct Replacement {

@@ -11,7 +11,7 @@
 use std::{fmt::Write as _, hint::black_box};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vipps_access_token::spec_diff::diff_texts;
+use vipps_spec_diff::diff_texts;
 
 const OPERATIONS: usize = 2_500;
 

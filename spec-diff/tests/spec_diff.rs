@@ -1,11 +1,11 @@
-//! `spec_diff`: one spec pair per rule with its expected level, the crate's own notes,
-//! inputs that must fail cleanly (never a panic), the drill against the upstream 2.0.0
-//! spec, and the `vipps-token spec diff` exit codes.
-#![cfg(feature = "spec-diff")]
+//! The spec diff: one spec pair per rule with its expected level, the crate's own notes,
+//! inputs that must fail cleanly (never a panic), and the drill against the upstream 2.0.0
+//! spec. (`vipps-token spec diff`'s exit codes are the CLI's tests.)
 
-// The shared helpers of tests/conformance.rs: the example keys and clients pointed at
+// The library's test helpers (tests/support/): the example keys and clients pointed at
 // wiremock, for the one test here that makes a real request. Most of them go unused here.
 #[allow(dead_code)]
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::{
@@ -15,11 +15,11 @@ use std::{
 };
 
 use proptest::prelude::*;
-use vipps_access_token::spec_diff::{
+use vipps_spec_diff::{
     FailOn, Format, Gate, Level, Report, crate_facts, diff_files, diff_texts,
 };
 
-/// Fixture directory (under tests/spec_diff/) -> the changes it must report, exactly.
+/// Fixture directory (under tests/fixtures/) -> the changes it must report, exactly.
 const RULES: &[(&str, &[(&str, Level)])] = &[
     ("endpoint-added", &[("endpoint-added", Level::Info)]),
     (
@@ -324,11 +324,13 @@ const RULES: &[(&str, &[(&str, Level)])] = &[
     ),
 ];
 
-const BUNDLED: &str = "openapi/access-token.yaml";
+/// The library's spec, from this crate's directory (where `cargo test` runs it).
+const BUNDLED: &str = "../openapi/access-token.yaml";
 /// The upstream 2.0.0 spec, a public document, kept in the repository as a fixture: no test
 /// reads outside it.
 const UPSTREAM_2_0_0: &str = "tests/upstream/access-token-v2.0.0.yaml";
 
+/// A path of this crate (its fixtures), or, through `..`, of the library beside it.
 fn crate_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -349,7 +351,7 @@ fn ids(report: &Report) -> Vec<(String, Level)> {
 fn every_rule_fixture_reports_exactly_its_rule_at_its_level() {
     let mut failures = Vec::new();
     for (dir, expected) in RULES {
-        let root = crate_path("tests/spec_diff").join(dir);
+        let root = crate_path("tests/fixtures").join(dir);
         let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml"))
             .unwrap_or_else(|e| panic!("{dir}: {e}"));
         let mut got = ids(&report);
@@ -371,7 +373,7 @@ fn every_rule_fixture_reports_exactly_its_rule_at_its_level() {
 #[test]
 fn every_fixture_directory_is_in_the_table() {
     let listed: Vec<&str> = RULES.iter().map(|(dir, _)| *dir).collect();
-    for entry in fs::read_dir(crate_path("tests/spec_diff")).expect("tests/spec_diff exists") {
+    for entry in fs::read_dir(crate_path("tests/fixtures")).expect("tests/fixtures exists") {
         let name = entry.expect("a directory entry").file_name();
         let name = name.to_string_lossy();
         if name == "crate-knowledge" || name == "loader" {
@@ -379,14 +381,14 @@ fn every_fixture_directory_is_in_the_table() {
         }
         assert!(
             listed.contains(&name.as_ref()),
-            "tests/spec_diff/{name} has no row in RULES"
+            "tests/fixtures/{name} has no row in RULES"
         );
     }
 }
 
 #[test]
 fn documentation_changes_are_listed_apart() {
-    let root = crate_path("tests/spec_diff/documentation-only");
+    let root = crate_path("tests/fixtures/documentation-only");
     let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml")).expect("loads");
     let locations: Vec<&str> = report
         .documentation
@@ -414,7 +416,7 @@ fn the_bundled_spec_against_itself_is_clean() {
 /// The crate-knowledge fixture (the bundled spec's shape, cut down) with one edit,
 /// compared against itself unedited. Not the bundled spec: that one changes on update.
 fn fixture_edit(from: &str, to: &str) -> Report {
-    let old = fs::read_to_string(crate_path("tests/spec_diff/crate-knowledge/base.yaml"))
+    let old = fs::read_to_string(crate_path("tests/fixtures/crate-knowledge/base.yaml"))
         .expect("the crate-knowledge fixture is readable");
     assert!(old.contains(from), "the fixture no longer has {from:?}");
     let new = old.replacen(from, to, 1);
@@ -422,7 +424,7 @@ fn fixture_edit(from: &str, to: &str) -> Report {
 }
 
 /// `ext_expires_in` retyped in the crate-knowledge fixture; the one breaking change.
-fn ext_expires_in_becomes(schema: &str) -> vipps_access_token::spec_diff::Change {
+fn ext_expires_in_becomes(schema: &str) -> vipps_spec_diff::Change {
     let report = fixture_edit(
         "ext_expires_in:\n          type: integer",
         &format!("ext_expires_in:\n{schema}"),
@@ -747,231 +749,17 @@ fn drill_bundled_1_0_1_against_upstream_2_0_0() {
     // Five breaking changes, every one absorbed by the tolerant response type.
     assert_eq!(report.summary.breaking, 5);
     assert_eq!(report.summary.breaking_absorbed_by_crate, 5);
-    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("spec_diff_drill_text", report.render(Format::Text));
         insta::assert_snapshot!("spec_diff_drill_markdown", report.render(Format::Markdown));
     });
-}
-
-#[cfg(feature = "cli")]
-mod cli {
-    use std::process::Command;
-
-    use super::{BUNDLED, crate_path};
-
-    const BIN: &str = env!("CARGO_BIN_EXE_vipps-token");
-
-    fn spec_diff(args: &[&str]) -> (Option<i32>, String, String) {
-        let output = Command::new(BIN)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["spec", "diff"])
-            .args(args)
-            .output()
-            .expect("vipps-token runs");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
-    #[test]
-    fn same_spec_exits_0() {
-        let (code, stdout, _) = spec_diff(&[BUNDLED, BUNDLED]);
-        assert_eq!(code, Some(0));
-        assert!(
-            stdout.contains("no change that affects clients"),
-            "{stdout}"
-        );
-    }
-
-    #[test]
-    fn a_breaking_change_exits_7_and_json_has_the_documented_fields() {
-        let root = "tests/spec_diff/response-property-type-changed";
-        let (code, stdout, stderr) = spec_diff(&[
-            &format!("{root}/old.yaml"),
-            &format!("{root}/new.yaml"),
-            "--format",
-            "json",
-        ]);
-        assert_eq!(code, Some(7), "{stderr}");
-        let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-        assert_eq!(json["summary"]["breaking"], 1);
-        assert!(json["warnings"].is_array(), "warnings missing");
-        let change = &json["changes"][0];
-        assert_eq!(change["id"], "response-property-type-changed");
-        assert_eq!(change["level"], "breaking");
-        assert_eq!(change["operation"], "POST /widgets");
-        for field in ["message", "absorbed_by_crate", "rust_api"] {
-            assert!(change.get(field).is_some(), "{field} missing");
-        }
-        assert_eq!(json["old"]["version"], "1.0.0");
-    }
-
-    #[test]
-    fn a_non_breaking_change_exits_0_in_markdown() {
-        let root = "tests/spec_diff/endpoint-added";
-        let (code, stdout, _) = spec_diff(&[
-            &format!("{root}/old.yaml"),
-            &format!("{root}/new.yaml"),
-            "--format",
-            "markdown",
-        ]);
-        assert_eq!(code, Some(0));
-        assert!(stdout.contains("| info | `endpoint-added` |"), "{stdout}");
-    }
-
-    #[test]
-    fn unreadable_or_unparsable_input_exits_2_naming_the_file() {
-        let missing = "tests/spec_diff/no-such-file.yaml";
-        let (code, _, stderr) = spec_diff(&[BUNDLED, missing]);
-        assert_eq!(code, Some(2));
-        assert!(stderr.contains(missing), "{stderr}");
-
-        let not_utf8 = std::env::temp_dir().join(format!("spec-diff-{}.yaml", std::process::id()));
-        std::fs::write(&not_utf8, [0xff, 0xfe, 0x00, 0x9f]).expect("temp file");
-        let (code, _, stderr) = spec_diff(&[not_utf8.to_str().expect("utf-8 path"), BUNDLED]);
-        let _ = std::fs::remove_file(&not_utf8);
-        assert_eq!(code, Some(2));
-        assert!(stderr.contains("spec-diff-"), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-
-        let garbage = crate_path("Cargo.toml");
-        let (code, _, stderr) = spec_diff(&[garbage.to_str().expect("utf-8 path"), BUNDLED]);
-        assert_eq!(code, Some(2));
-        assert!(stderr.contains("Cargo.toml"), "{stderr}");
-    }
-
-    fn fixture(dir: &str) -> [String; 2] {
-        let root = format!("tests/spec_diff/{dir}");
-        [format!("{root}/old.yaml"), format!("{root}/new.yaml")]
-    }
-
-    /// The gate: a warning fails `--fail-on warning` (and WARN) but not the default
-    /// `--fail-on breaking` (nor ERR); a breaking change fails both.
-    #[test]
-    fn fail_on_picks_the_lowest_level_that_exits_7() {
-        let [old, new] = fixture("request-parameter-removed");
-        for (level, expected) in [
-            (None, 0),
-            (Some("breaking"), 0),
-            (Some("ERR"), 0),
-            (Some("warning"), 7),
-            (Some("WARN"), 7),
-        ] {
-            let mut args = vec![old.as_str(), new.as_str()];
-            if let Some(level) = level {
-                args.extend(["--fail-on", level]);
-            }
-            let (code, _, stderr) = spec_diff(&args);
-            assert_eq!(code, Some(expected), "--fail-on {level:?}: {stderr}");
-        }
-        let [old, new] = fixture("request-property-max-decreased");
-        for level in ["breaking", "warning"] {
-            let (code, _, _) = spec_diff(&[&old, &new, "--fail-on", level]);
-            assert_eq!(code, Some(7), "--fail-on {level}");
-        }
-        let (code, _, stderr) = spec_diff(&[&old, &new, "--fail-on", "info"]);
-        assert_eq!(code, Some(2), "{stderr}");
-        assert!(
-            stderr.contains("breaking (ERR) or warning (WARN)"),
-            "{stderr}"
-        );
-    }
-
-    /// `--ignore-absorbed`: the upstream 2.0.0 drill is five breaking changes, all
-    /// absorbed: it fails without the flag and passes with it; a breaking change the
-    /// crate does not absorb fails either way.
-    #[test]
-    fn ignore_absorbed_fails_only_on_what_the_crate_does_not_absorb() {
-        let upstream = super::crate_path(super::UPSTREAM_2_0_0);
-        let upstream = upstream.to_str().expect("utf-8 path");
-        let (code, _, _) = spec_diff(&[BUNDLED, upstream]);
-        assert_eq!(code, Some(7));
-        let (code, _, stderr) = spec_diff(&[BUNDLED, upstream, "--ignore-absorbed"]);
-        assert_eq!(code, Some(0), "{stderr}");
-        let [old, new] = fixture("response-property-type-changed");
-        let (code, _, stderr) = spec_diff(&[&old, &new, "--ignore-absorbed"]);
-        assert_eq!(code, Some(7), "{stderr}");
-        assert!(stderr.contains("not absorbed by the crate"), "{stderr}");
-    }
-
-    /// Exit 1 when the report cannot be written (stdout is /dev/full).
-    #[test]
-    fn an_unwritable_stdout_exits_1() {
-        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
-            eprintln!("skipped: no /dev/full on this system");
-            return;
-        };
-        let output = Command::new(BIN)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["spec", "diff", BUNDLED, BUNDLED])
-            .stdout(full)
-            .output()
-            .expect("vipps-token runs");
-        assert_eq!(output.status.code(), Some(1));
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("could not write to stdout"), "{stderr}");
-    }
-
-    /// A spec that cannot be read: exit 2, the file, and the place in it.
-    #[test]
-    fn an_unreadable_spec_exits_2_with_the_place() {
-        let dir = std::env::temp_dir().join(format!("spec-diff-places-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let syntax = dir.join("syntax.yaml");
-        std::fs::write(
-            &syntax,
-            "openapi: 3.0.0\ninfo:\n  title: t\n  version: [1\n",
-        )
-        .expect("write");
-        let dangling = dir.join("dangling.yaml");
-        std::fs::write(
-            &dangling,
-            super::ref_spec(
-                "$ref: '#/components/schemas/Missing'",
-                "A:\n      type: string",
-            ),
-        )
-        .expect("write");
-        let cases = [
-            (syntax, ":5:1: not valid YAML"),
-            (
-                dangling,
-                " at /paths/~1x/get/responses/200/content/application~1json/schema: $ref",
-            ),
-        ];
-        for (file, place) in cases {
-            let file = file.to_str().expect("utf-8 path");
-            let (code, _, stderr) = spec_diff(&[file, BUNDLED]);
-            assert_eq!(code, Some(2), "{stderr}");
-            assert!(stderr.contains(&format!("{file}{place}")), "{stderr}");
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// What is read with a warning says so on stderr, and still exits 0.
-    #[test]
-    fn a_spec_read_with_warnings_says_so_on_stderr() {
-        let [old, _] = fixture("loader/missing-responses");
-        let (code, stdout, stderr) = spec_diff(&[&old, &old]);
-        assert_eq!(code, Some(0), "{stderr}");
-        assert!(
-            stdout.contains("no change that affects clients"),
-            "{stdout}"
-        );
-        assert!(
-            stderr.contains("warning:") && stderr.contains("an operation without `responses`"),
-            "{stderr}"
-        );
-    }
 }
 
 /// What oasdiff reads, this reads: slightly invalid specs load with warnings naming the
 /// place, YAML integer keys included.
 #[test]
 fn a_slightly_invalid_spec_loads_with_warnings() {
-    let root = crate_path("tests/spec_diff/loader/missing-responses");
+    let root = crate_path("tests/fixtures/loader/missing-responses");
     let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml")).expect("loads");
     assert!(report.changes.is_empty(), "{:?}", report.changes);
     let warnings = report.warnings.join("\n");
@@ -986,7 +774,7 @@ fn a_slightly_invalid_spec_loads_with_warnings() {
 
 #[test]
 fn openapi_3_1_loads_and_compares() {
-    let file = crate_path("tests/spec_diff/loader/openapi-3-1.yaml");
+    let file = crate_path("tests/fixtures/loader/openapi-3-1.yaml");
     let same = diff_files(&file, &file).expect("3.1 loads");
     assert!(same.changes.is_empty(), "{:?}", same.changes);
     assert!(same.warnings.is_empty(), "{:?}", same.warnings);
@@ -1011,7 +799,7 @@ fn openapi_3_1_loads_and_compares() {
 
 #[test]
 fn a_ref_to_a_file_beside_the_spec_is_followed() {
-    let root = crate_path("tests/spec_diff/loader");
+    let root = crate_path("tests/fixtures/loader");
     let report = diff_files(
         &root.join("split-old/spec.yaml"),
         &root.join("split-new/spec.yaml"),
@@ -1052,7 +840,7 @@ fn a_yaml_syntax_error_names_line_and_column() {
 /// the tolerant types replace is the build's, not a copy that can drift.
 #[test]
 fn the_replaced_schemas_are_build_rs_replacements() {
-    let build = fs::read_to_string(crate_path("build.rs")).expect("build.rs");
+    let build = fs::read_to_string(crate_path("../build.rs")).expect("build.rs");
     let block = build
         .split("const REPLACEMENTS")
         .nth(1)
@@ -1074,7 +862,7 @@ fn the_replaced_schemas_are_build_rs_replacements() {
 /// Each replacement type's fields, as src/response.rs declares them.
 #[test]
 fn the_replacement_fields_are_response_rs_fields() {
-    let source = fs::read_to_string(crate_path("src/response.rs")).expect("src/response.rs");
+    let source = fs::read_to_string(crate_path("../src/response.rs")).expect("src/response.rs");
     for (_, rust, fields) in crate_facts().replacements {
         let body = source
             .split(&format!("pub struct {rust} {{"))
@@ -1093,7 +881,7 @@ fn the_replacement_fields_are_response_rs_fields() {
 /// The build-breaking change: the replaced schema renamed.
 #[test]
 fn renaming_the_replaced_schema_is_breaking_and_names_the_file() {
-    let old = fs::read_to_string(crate_path("tests/spec_diff/crate-knowledge/base.yaml"))
+    let old = fs::read_to_string(crate_path("tests/fixtures/crate-knowledge/base.yaml"))
         .expect("readable");
     let new = old.replace("AuthorizationTokenResponse", "AccessTokenResponse");
     let report = diff_texts("old.yaml", &old, "new.yaml", &new).expect("both load");
@@ -1123,7 +911,7 @@ fn renaming_the_replaced_schema_is_breaking_and_names_the_file() {
 /// still takes 4 to 6 digits is absorbed; one that no longer takes 4 is not.
 #[test]
 fn a_request_change_is_absorbed_only_if_the_crate_request_still_meets_it() {
-    let old = fs::read_to_string(crate_path("tests/spec_diff/crate-knowledge/base.yaml"))
+    let old = fs::read_to_string(crate_path("tests/fixtures/crate-knowledge/base.yaml"))
         .expect("readable");
     let with_msn = |pattern: &str| {
         old.replacen(
@@ -1157,7 +945,7 @@ fn a_request_change_is_absorbed_only_if_the_crate_request_still_meets_it() {
 /// A field the hand-written type has not got: whatever happens to it, the type parses.
 #[test]
 fn a_change_to_a_field_the_type_has_not_got_is_absorbed() {
-    let base = fs::read_to_string(crate_path("tests/spec_diff/crate-knowledge/base.yaml"))
+    let base = fs::read_to_string(crate_path("tests/fixtures/crate-knowledge/base.yaml"))
         .expect("readable");
     let old = base.replacen(
         "        access_token:\n",
@@ -1239,7 +1027,7 @@ async fn the_standard_request_facts_are_the_headers_a_real_call_sends() {
 
 #[test]
 fn a_generated_type_field_is_named_for_a_schema_that_is_not_replaced() {
-    let root = crate_path("tests/spec_diff/response-property-type-changed");
+    let root = crate_path("tests/fixtures/response-property-type-changed");
     let report = diff_files(&root.join("old.yaml"), &root.join("new.yaml")).expect("loads");
     let [change] = report.changes.as_slice() else {
         panic!("one change expected: {:?}", report.changes)

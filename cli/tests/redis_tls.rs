@@ -3,12 +3,12 @@
 //! `rediss://` and `VIPPS_TOKEN_STORE_CA`. A certificate that does not verify is a
 //! bypass with a warning on stderr, never an unverified connection. Skipped without
 //! `redis-server`, unless `VIPPS_REQUIRE_REDIS=1`.
-#![cfg(all(feature = "redis", feature = "mock", feature = "cli"))]
 
-#[path = "support/redis_server.rs"]
+
+#[path = "../../tests/support/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
-#[path = "support/redis_tls.rs"]
+#[path = "../../tests/support/redis_tls.rs"]
 mod redis_tls;
 
 use std::path::Path;

@@ -2,9 +2,9 @@
 //! `vipps-token` processes where processes matter, upstream requests counted by the
 //! embedded mock. One fetch for many runs, a lock the kernel releases when its holder is
 //! killed, nothing readable at rest, and every bad file or disk fault a miss.
-#![cfg(all(feature = "cli", unix))]
+#![cfg(unix)]
 
-#[path = "support/example_keys.rs"]
+#[path = "../../tests/support/example_keys.rs"]
 mod example_keys;
 
 use std::{
