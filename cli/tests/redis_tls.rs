@@ -4,7 +4,6 @@
 //! bypass with a warning on stderr, never an unverified connection. Skipped without
 //! `redis-server`, unless `VIPPS_REQUIRE_REDIS=1`.
 
-
 #[path = "../../tests/support/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;

@@ -15,9 +15,7 @@ use std::{
 };
 
 use proptest::prelude::*;
-use vipps_spec_diff::{
-    FailOn, Format, Gate, Level, Report, crate_facts, diff_files, diff_texts,
-};
+use vipps_spec_diff::{FailOn, Format, Gate, Level, Report, crate_facts, diff_files, diff_texts};
 
 /// Fixture directory (under tests/fixtures/) -> the changes it must report, exactly.
 const RULES: &[(&str, &[(&str, Level)])] = &[
