@@ -10,8 +10,8 @@ use vipps_access_token::{
 use crate::{
     args::{CallerArgs, ConformanceArgs, Env, ReportFormat},
     failure::{Failure, NOT_AS_DOCUMENTED, UNAVAILABLE},
-    fetch::Session,
     keys, output,
+    session::Session,
 };
 
 /// What to set when no flow has keys: the flags and variables this command reads.

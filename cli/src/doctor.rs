@@ -13,8 +13,8 @@ use crate::{
     args::{CallerArgs, DoctorArgs, Env, ReportFormat},
     cache::Health,
     failure::{CHECK_FAILED, Failure},
-    fetch::Session,
     keys, output,
+    session::Session,
 };
 /// Clocks further apart than this earn a warning.
 const SKEW_WARNING: Duration = Duration::from_secs(60);

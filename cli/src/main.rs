@@ -22,9 +22,10 @@ mod doctor;
 mod failure;
 mod fetch;
 mod keys;
+mod mock;
 mod output;
 mod progress;
-mod serve;
+mod session;
 mod spec;
 mod store;
 
@@ -76,7 +77,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::PartnerToken(args) => runtime.block_on(fetch::partner(args)),
         Command::LegacyToken(args) => runtime.block_on(fetch::legacy(args)),
         Command::Decode(args) => decode::run(args),
-        Command::Mock(args) => runtime.block_on(serve::run(args)),
+        Command::Mock(args) => runtime.block_on(mock::run(args)),
         Command::Conformance(args) => runtime.block_on(conformance::run(args)),
         Command::Doctor(args) => runtime.block_on(doctor::run(args)),
         Command::Spec(spec) => spec::run(spec),

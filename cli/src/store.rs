@@ -10,15 +10,14 @@ use std::{
 };
 
 use vipps_access_token::{
-    ClientSecret, TokenProvider, TokenSource,
+    ClientSecret,
     store::{FileTokenStore, RedisTokenStore, SealingKeys, StoreConfig, StoreError, TokenStore},
 };
 
 use crate::{
-    args::{Env, Output, StoreArgs},
+    args::{Env, StoreArgs},
     failure::Failure,
-    fetch::Session,
-    output, progress,
+    output,
 };
 
 /// The sealing key, base64 of 32 bytes.
@@ -175,26 +174,3 @@ fn config(keys: SealingKeys) -> Result<StoreConfig, String> {
     }
     Ok(config)
 }
-
-/// A token through `store`: the stored one when another run saved it, otherwise one
-/// fetch for every run asking meanwhile, saved for the next.
-pub async fn fetch_through(
-    session: &Session,
-    store: Arc<dyn TokenStore>,
-    source: TokenSource,
-    output: Output,
-) -> Result<(), Failure> {
-    let provider = TokenProvider::builder(session.client.clone(), source)
-        .store(store)
-        .build();
-    let request = async { provider.token().await.map(|token| (*token).clone()) };
-    let request = session.within_deadline(request);
-    let token = progress::while_waiting(session.client.base_url(), request).await?;
-    output::print(&token, output);
-    // The record is saved after the token is handed out; the next run needs it.
-    vipps_access_token::store::settle(SAVE_WAIT).await;
-    Ok(())
-}
-
-/// How long a run waits, after printing its token, for the record to reach the store.
-const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
