@@ -18,6 +18,9 @@
 //! feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
 //! key-value store with atomic "set if absent" and "delete if equal".
 
+// A plain comment, as the docs above are `vipps_access_token::store`'s public ones:
+// May import: client, credentials, error, flow, sync, wire.
+
 mod background;
 mod failure;
 mod file;

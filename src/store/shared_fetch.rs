@@ -14,7 +14,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::{client::Client, error::Error, token::AccessToken};
+use crate::{client::Client, error::Error, wire::token::AccessToken};
 
 use super::{
     StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded, failure,
