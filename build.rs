@@ -1,28 +1,31 @@
 //! Generates the typed binding for `openapi/access-token.yaml` with progenitor.
 //!
 //! The generated code lands in `$OUT_DIR/access_token_api.rs` and is pulled in by
-//! `src/generated.rs`; it is never edited by hand. Two adjustments are made to the
+//! `src/wire/generated.rs`; it is never edited by hand. Two adjustments are made to the
 //! spec *in memory* before generation, both because the real API differs from it:
 //!
 //! 1. Every non-2xx response is removed from each operation. The spec declares
 //!    400/401/500 without a body, so progenitor would drop the body, yet the real
 //!    API sends Azure AD, gateway or OAuth error bodies there. Without them the
-//!    generated code hands back the raw response and `src/error.rs` parses it.
+//!    generated code hands back the raw response and `src/error/` parses it.
 //! 2. The response schemas are replaced by the hand-written tolerant types in
-//!    `src/response.rs`: the spec says `integer`, the real API sends `"86398"`, and a
+//!    `src/wire/response.rs`: the spec says `integer`, the real API sends `"86398"`, and a
 //!    newer spec says `string`. No spec, old or new, can bring a strict field back.
 
 use std::{env, fs, path::Path};
 
 const SPEC: &str = "openapi/access-token.yaml";
 
-/// Spec schema name -> hand-written replacement type (path as seen from `src/generated.rs`).
+/// Spec schema name -> hand-written replacement type (path as seen from `src/wire/generated.rs`).
 const REPLACEMENTS: &[(&str, &str)] = &[
     (
         "AuthorizationTokenResponse",
-        "crate::response::StandardTokenResponse",
+        "crate::wire::response::StandardTokenResponse",
     ),
-    ("TokenResponse", "crate::response::PartnerTokenResponse"),
+    (
+        "TokenResponse",
+        "crate::wire::response::PartnerTokenResponse",
+    ),
 ];
 
 fn main() {

@@ -18,13 +18,10 @@ use std::{fmt, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    client::ClientBuilder,
+    client::{ClientBuilder, retry::RetryPolicy},
     credentials::{PartnerCredentials, StandardCredentials},
-    error::Error,
-    error_body::ErrorBody,
-    jwt::UnverifiedJwt,
-    retry::RetryPolicy,
-    token::AccessToken,
+    error::{Error, body::ErrorBody},
+    wire::{jwt::UnverifiedJwt, token::AccessToken},
 };
 
 /// How far a token's `exp` may be from the moment it was asked for plus `expires_in`.
@@ -70,7 +67,7 @@ impl ConformanceConfig {
             base_url: base_url.into(),
             standard: None,
             partner: None,
-            partner_token_path: crate::paths::PARTNER_TOKEN_PATH.to_owned(),
+            partner_token_path: crate::wire::paths::PARTNER_TOKEN_PATH.to_owned(),
             timeout: crate::client::DEFAULT_TIMEOUT,
             retries: 0,
         }

@@ -2,52 +2,40 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod body;
-mod client;
-#[cfg(feature = "conformance")]
-pub mod conformance;
+// Leaves every layer may use: secret types, environments, which flow, clocks, locks.
 mod credentials;
 mod environment;
-mod error;
-mod error_body;
-mod exchange;
 mod flow;
-mod freshness;
-mod generated;
-mod headers;
-mod hint;
-mod http;
 mod integer_or_digits;
-mod jwt;
-mod legacy;
-mod metrics;
+mod sync;
+mod time;
+
+// The one error type, the error bodies it carries, and secret-free excerpts.
+mod error;
+// The wire format: the generated binding, paths, headers, tolerant responses, tokens, JWTs.
+mod wire;
+// The flows and their client: HTTP, TLS, retries, the exchange, the token source.
+mod client;
+// The cached provider: slots, single flight, refresh and freshness, throttles, metrics.
+mod provider;
+// Tokens on requests to other Vipps MobilePay APIs (feature `middleware`).
 #[cfg(feature = "middleware")]
 mod middleware;
-#[cfg(feature = "mock")]
-pub mod mock;
-mod partner;
-mod paths;
-mod provider;
-mod redact;
-mod refresh;
-mod response;
-mod retry;
-mod single_flight;
-mod slots;
-mod source;
-mod standard;
+// Tokens shared by many processes (feature `store`).
 #[cfg(feature = "store")]
 pub mod store;
-mod sync;
-mod throttle;
-mod time;
-mod tls;
-mod token;
-#[cfg(feature = "middleware")]
-mod unauthorized;
 
-pub use body::MAX_RESPONSE_BYTES;
-pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+// The Access Token API on loopback (feature `mock`).
+#[cfg(feature = "mock")]
+pub mod mock;
+// Live conformance checks against a deployment (feature `conformance`).
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use client::{
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, http::http_client_builder,
+    legacy::LegacyResource, partner::FORM_CONTENT_TYPE, retry::RetryPolicy, source::TokenSource,
+};
 pub use credentials::{
     ClientId, ClientSecret, PartnerCredentials, StandardCredentials, SubscriptionKey, TokenSecret,
 };
@@ -55,24 +43,22 @@ pub use environment::Environment;
 pub use error::{
     ApiError, ArrivedLateError, Error, FailureKind, InvalidInputError, InvalidResponseError,
     SharedError,
+    body::{AzureAdError, ErrorBody, GatewayError, OAuthError},
 };
-pub use error_body::{AzureAdError, ErrorBody, GatewayError, OAuthError};
 pub use flow::Flow;
-pub use headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders};
-pub use http::http_client_builder;
 pub use integer_or_digits::integer_or_digits;
-pub use jwt::{JwtError, UnverifiedJwt};
-pub use legacy::LegacyResource;
 #[cfg(feature = "middleware")]
 pub use middleware::{TokenWaitTimedOut, VippsAuthMiddleware};
-pub use partner::FORM_CONTENT_TYPE;
-pub use paths::{
-    LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH, STANDARD_TOKEN_PATH,
+pub use provider::{
+    TokenProvider, TokenProviderBuilder, refresh::RefreshPolicy, slots::DEFAULT_MAX_SLOTS,
 };
-pub use provider::{TokenProvider, TokenProviderBuilder};
-pub use refresh::RefreshPolicy;
-pub use response::{PartnerTokenResponse, StandardTokenResponse};
-pub use retry::RetryPolicy;
-pub use slots::DEFAULT_MAX_SLOTS;
-pub use source::TokenSource;
-pub use token::AccessToken;
+pub use wire::{
+    body::MAX_RESPONSE_BYTES,
+    headers::{MerchantSerialNumber, SYSTEM_HEADER_MAX_CHARS, SystemHeaders},
+    jwt::{JwtError, UnverifiedJwt},
+    paths::{
+        LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH, STANDARD_TOKEN_PATH,
+    },
+    response::{PartnerTokenResponse, StandardTokenResponse},
+    token::AccessToken,
+};

@@ -46,7 +46,7 @@ pub(crate) fn check_response(
         .collect();
     if !missing.is_empty() {
         return Verdict::NotAbsorbed(format!(
-            "`{rust}` (src/response.rs) requires `{}`, which the new schema does not \
+            "`{rust}` (src/wire/response.rs) requires `{}`, which the new schema does not \
              require",
             missing.join("`, `")
         ));
@@ -101,7 +101,7 @@ pub(crate) fn check_response(
                 None => "its first instance".to_owned(),
             };
             return Verdict::NotAbsorbed(format!(
-                "`{rust}` (src/response.rs) rejects an instance the new schema allows ({what})"
+                "`{rust}` (src/wire/response.rs) rejects an instance the new schema allows ({what})"
             ));
         }
     }
@@ -111,7 +111,7 @@ pub(crate) fn check_response(
         .unwrap_or_default();
     let count = candidates.len();
     Verdict::Absorbed(format!(
-        "`{rust}{field}` (src/response.rs) parses every instance of the new schema: {count} \
+        "`{rust}{field}` (src/wire/response.rs) parses every instance of the new schema: {count} \
          built from its examples and from its type, format, pattern, enum and bounds",
     ))
 }

@@ -1,7 +1,7 @@
 //! What the spec diff knows about this crate: the response schemas build.rs replaces
 //! with hand-written types (and their real parsers), and the request the standard flow
 //! sends. Each fact is tied by a test (`tests/spec_diff.rs`) to the code it describes:
-//! build.rs's `REPLACEMENTS`, `src/response.rs`'s fields, the headers a real
+//! build.rs's `REPLACEMENTS`, `src/wire/response.rs`'s fields, the headers a real
 //! `Client::standard_token` call sends.
 
 use vipps_access_token::{PartnerTokenResponse, StandardTokenResponse};
@@ -10,7 +10,7 @@ use vipps_access_token::{PartnerTokenResponse, StandardTokenResponse};
 pub(crate) struct Replacement {
     /// The `components.schemas` name build.rs looks for.
     pub schema: &'static str,
-    /// The public type in `src/response.rs`.
+    /// The public type in `src/wire/response.rs`.
     pub rust_type: &'static str,
     /// Its fields, all required.
     pub fields: &'static [&'static str],
@@ -37,7 +37,7 @@ pub(crate) const REPLACEMENTS: &[Replacement] = &[
             "access_token",
         ],
         secret_fields: &["access_token"],
-        stops_compiling: Some("src/standard.rs"),
+        stops_compiling: Some("src/client/standard.rs"),
         parses: |body| StandardTokenResponse::from_json(body).is_ok(),
     },
     Replacement {
@@ -45,7 +45,7 @@ pub(crate) const REPLACEMENTS: &[Replacement] = &[
         rust_type: "PartnerTokenResponse",
         fields: &["access_token", "token_type", "expires_in"],
         secret_fields: &["access_token"],
-        // src/partner.rs sends its request by hand; no generated method returns it.
+        // src/client/partner.rs sends its request by hand; no generated method returns it.
         stops_compiling: None,
         parses: |body| PartnerTokenResponse::from_json(body).is_ok(),
     },
@@ -74,8 +74,8 @@ pub(crate) struct SentRequest {
 
 const THIRTY: &str = "abcdefghijklmnopqrstuvwxyz1234";
 
-/// `POST /accesstoken/get` as `Client::standard_token` sends it (src/standard.rs,
-/// src/headers.rs).
+/// `POST /accesstoken/get` as `Client::standard_token` sends it (src/client/standard.rs,
+/// src/wire/headers.rs).
 pub(crate) const STANDARD_REQUEST: SentRequest = SentRequest {
     operation_id: "fetchAuthorizationTokenUsingPost",
     headers: &[
@@ -135,7 +135,7 @@ pub(crate) const STANDARD_REQUEST: SentRequest = SentRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrateFacts {
     /// `(schema, type, fields)`: each response schema build.rs replaces, the public type
-    /// in `src/response.rs` it becomes, and that type's fields.
+    /// in `src/wire/response.rs` it becomes, and that type's fields.
     pub replacements: Vec<(&'static str, &'static str, Vec<&'static str>)>,
     /// `(header, always sent)`: the headers `Client::standard_token` sends.
     pub standard_request_headers: Vec<(&'static str, bool)>,

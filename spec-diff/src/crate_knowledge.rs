@@ -23,7 +23,7 @@ const PUBLIC_METHODS: &[(&str, &str)] = &[
     ("fetchToken", "Client::partner_token"),
 ];
 
-/// Server URL -> the public `Environment` that hard-codes it (`src/client.rs`).
+/// Server URL -> the public `Environment` that hard-codes it (`src/environment.rs`).
 const ENVIRONMENTS: &[(&str, &str)] = &[
     ("https://api.vipps.no", "Environment::Production"),
     ("https://apitest.vipps.no", "Environment::Test"),
@@ -84,7 +84,7 @@ fn absorbed_by(change: &Change, new: &Api) -> (Option<String>, Option<String>) {
     if id.starts_with("response-non-success-status-") {
         return (
             Some(
-                "build.rs drops non-2xx responses; src/error.rs parses the error body \
+                "build.rs drops non-2xx responses; src/error/body.rs parses the error body \
                  (Azure AD, gateway, OAuth) whatever the status"
                     .into(),
             ),
@@ -139,7 +139,7 @@ fn rust_item(id: &str, subject: &Subject) -> Option<String> {
     if id.starts_with("api-server-") {
         let environment = environment_of(subject.server.as_deref()?)?;
         return Some(format!(
-            "`{environment}` (public) hard-codes this URL in src/client.rs"
+            "`{environment}` (public) hard-codes this URL in src/environment.rs"
         ));
     }
     if let Some(removed) = subject.removed_schema.as_deref() {
@@ -152,7 +152,7 @@ fn rust_item(id: &str, subject: &Subject) -> Option<String> {
     if let Some(replacement) = replacement(subject) {
         let rust = replacement.rust_type;
         let Some(property) = subject.property.as_deref() else {
-            return Some(format!("`{rust}` (public, src/response.rs)"));
+            return Some(format!("`{rust}` (public, src/wire/response.rs)"));
         };
         return if replacement.fields.contains(&property) {
             Some(format!("`{rust}::{property}` (public)"))

@@ -139,7 +139,7 @@
 //! and the error parser (it reads any body). A schema build.rs replaces that is gone is
 //! its own breaking change, `crate-replaced-schema-removed`, naming the file that stops
 //! compiling. [`crate_facts`] lists what this relies on; tests tie each fact to build.rs,
-//! `src/response.rs` and a real request. A change that reaches a Rust item names it: a
+//! `src/wire/response.rs` and a real request. A change that reaches a Rust item names it: a
 //! generated method, builder or type (crate-private, in the `generated` module), or a
 //! public hand-written item such as `StandardTokenResponse::expires_in`.
 //!

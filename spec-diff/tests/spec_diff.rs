@@ -852,21 +852,22 @@ fn the_replaced_schemas_are_build_rs_replacements() {
     let facts: Vec<(String, String)> = crate_facts()
         .replacements
         .iter()
-        .map(|(schema, rust, _)| (schema.to_string(), format!("crate::response::{rust}")))
+        .map(|(schema, rust, _)| (schema.to_string(), format!("crate::wire::response::{rust}")))
         .collect();
     assert_eq!(facts, pairs);
 }
 
-/// Each replacement type's fields, as src/response.rs declares them.
+/// Each replacement type's fields, as src/wire/response.rs declares them.
 #[test]
 fn the_replacement_fields_are_response_rs_fields() {
-    let source = fs::read_to_string(crate_path("../src/response.rs")).expect("src/response.rs");
+    let source =
+        fs::read_to_string(crate_path("../src/wire/response.rs")).expect("src/wire/response.rs");
     for (_, rust, fields) in crate_facts().replacements {
         let body = source
             .split(&format!("pub struct {rust} {{"))
             .nth(1)
             .and_then(|rest| rest.split("\n}").next())
-            .unwrap_or_else(|| panic!("src/response.rs has no `pub struct {rust}`"));
+            .unwrap_or_else(|| panic!("src/wire/response.rs has no `pub struct {rust}`"));
         let declared: Vec<&str> = body
             .lines()
             .filter_map(|line| line.trim().strip_prefix("pub "))
@@ -890,7 +891,7 @@ fn renaming_the_replaced_schema_is_breaking_and_names_the_file() {
         .unwrap_or_else(|| panic!("no build item: {:?}", report.changes));
     assert_eq!(change.level, Level::Breaking);
     assert!(
-        change.message.contains("src/standard.rs"),
+        change.message.contains("src/client/standard.rs"),
         "{}",
         change.message
     );

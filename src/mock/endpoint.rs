@@ -1,6 +1,6 @@
 //! The four paths the mock serves, as one type the router, the counts and the handle share.
 
-use crate::paths::{
+use crate::wire::paths::{
     LEGACY_TOKEN_PATH, PARTNER_TOKEN_PATH, RENAMED_PARTNER_TOKEN_PATH, STANDARD_TOKEN_PATH,
 };
 

@@ -67,7 +67,7 @@ impl Signer {
             .chain_update(signing_input.as_bytes())
             .verify_slice(&signature)
             .ok()?;
-        crate::jwt::UnverifiedJwt::decode(token)
+        crate::wire::jwt::UnverifiedJwt::decode(token)
             .ok()
             .map(|jwt| jwt.claims)
     }

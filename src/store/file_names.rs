@@ -126,9 +126,8 @@ pub(super) fn key_name(file: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::{
-        client::ClientBuilder,
+        client::{ClientBuilder, source::TokenSource},
         credentials::StandardCredentials,
-        source::TokenSource,
         store::{SealingKeys, StoreConfig, TokenIdentity},
     };
 

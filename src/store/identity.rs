@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::{client::Client, source::TokenSource};
+use crate::client::{Client, source::TokenSource};
 
 use super::{StoreConfig, seal::KeyRef};
 

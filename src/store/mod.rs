@@ -18,6 +18,9 @@
 //! feature `redis` for [`RedisTokenStore`], or implement [`TokenStore`] on another
 //! key-value store with atomic "set if absent" and "delete if equal".
 
+// A plain comment, as the docs above are `vipps_access_token::store`'s public ones:
+// May import: client, credentials, error, flow, sync, wire.
+
 mod background;
 mod failure;
 mod file;
@@ -50,6 +53,7 @@ pub use identity::TokenKeys;
 #[cfg(feature = "redis")]
 pub use redis::RedisTokenStore;
 pub use seal::{SEALING_KEY_BYTES, SealingKeys};
+pub use shared_fetch::probe;
 pub(crate) use shared_fetch::{fetch_through_store, forget_in_background};
 // The contract the provider's 401 path ports: compare-and-delete of one token.
 #[allow(unused_imports)]
@@ -341,10 +345,4 @@ pub(crate) fn degraded(operation: &'static str, reason: &StoreError) {
         %reason,
         "vipps token store bypassed: fetching directly"
     );
-}
-
-/// Writes a sealed probe record, reads it back and opens it, then deletes it: proves the
-/// store is reachable and these keys can read what they write. For preflight checks.
-pub async fn probe(store: &dyn TokenStore) -> Result<(), StoreError> {
-    shared_fetch::probe(store).await
 }

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    client::Client,
+    client::{Client, source::TokenSource},
     credentials::TokenSecret,
     flow::Flow,
-    response::{PartnerTokenResponse, StandardTokenResponse},
-    source::TokenSource,
-    token::{AccessToken, SentAt},
+    wire::{
+        response::{PartnerTokenResponse, StandardTokenResponse},
+        token::{AccessToken, SentAt},
+    },
 };
 
 use super::StoreError;

@@ -14,7 +14,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::{client::Client, error::Error, token::AccessToken};
+use crate::{client::Client, error::Error, wire::token::AccessToken};
 
 use super::{
     StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded, failure,
@@ -334,8 +334,9 @@ pub(crate) fn forget_in_background(
     }
 }
 
-/// Writes, reads back, opens and deletes a probe record under a name of its own.
-pub(crate) async fn probe(store: &dyn TokenStore) -> Result<(), StoreError> {
+/// Writes a sealed probe record, reads it back and opens it, then deletes it: proves the
+/// store is reachable and these keys can read what they write. For preflight checks.
+pub async fn probe(store: &dyn TokenStore) -> Result<(), StoreError> {
     let config = store.config();
     let name = TokenIdentity::probe_name(config, config.keys.writer(), fastrand::u128(..));
     let plain = format!("probe {:032x}", fastrand::u128(..)).into_bytes();

@@ -1,14 +1,15 @@
 //! The standard flow, `POST /accesstoken/get`, through the generated binding.
 
+use super::{Client, exchange};
 use crate::{
-    client::Client,
     credentials::StandardCredentials,
     error::Error,
-    exchange,
     flow::Flow,
-    headers::header_value,
-    response::StandardTokenResponse,
-    token::{AccessToken, SentAt},
+    wire::{
+        headers::header_value,
+        response::StandardTokenResponse,
+        token::{AccessToken, SentAt},
+    },
 };
 
 impl Client {

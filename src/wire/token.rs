@@ -4,13 +4,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
+use super::{
+    headers::{CallerHeaders, secret_header_value},
+    response::{PartnerTokenResponse, StandardTokenResponse},
+};
 use crate::{
     credentials::{SubscriptionKey, TokenSecret},
-    error::Error,
+    error::{Error, redact::hide_token_like},
     flow::Flow,
-    headers::{CallerHeaders, secret_header_value},
-    redact::hide_token_like,
-    response::{PartnerTokenResponse, StandardTokenResponse},
 };
 
 /// When a request was sent, by both clocks: expiry is computed from the moment

@@ -45,6 +45,6 @@ impl ClientHooks<()> for Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let response = self.client.execute(request).await?;
-        Ok(crate::body::limit_body(response))
+        Ok(super::body::limit_body(response))
     }
 }

@@ -21,9 +21,8 @@ use std::{
 use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
-use crate::{
-    error::Error, refresh::Cached, single_flight::SingleFlight, sync::lock, token::AccessToken,
-};
+use super::{refresh::Cached, single_flight::SingleFlight};
+use crate::{error::Error, sync::lock, wire::token::AccessToken};
 
 /// The default for [`crate::TokenProviderBuilder::max_slots`].
 ///
@@ -93,11 +92,11 @@ impl<K: Hash + Eq> Slots<K> {
         }
         if map.len() >= self.capacity {
             let evicted = sweep(&mut map, self.capacity - self.capacity / 8 - 1);
-            crate::metrics::slots_evicted(evicted);
+            super::metrics::slots_evicted(evicted);
         }
         let slot = Arc::<Slot>::default();
         map.insert(key, slot.clone());
-        crate::metrics::slots_in_use(map.len());
+        super::metrics::slots_in_use(map.len());
         slot
     }
 

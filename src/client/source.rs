@@ -1,11 +1,10 @@
 //! [`TokenSource`]: which flow to ask for a token with, and its keys.
 
+use super::{Client, legacy::LegacyResource};
 use crate::{
-    client::Client,
     credentials::{PartnerCredentials, StandardCredentials},
     error::Error,
-    legacy::LegacyResource,
-    token::AccessToken,
+    wire::token::AccessToken,
 };
 
 /// What to ask for a token with: the flow and its keys.

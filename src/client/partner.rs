@@ -5,15 +5,16 @@
 use base64::Engine;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
+use super::{Client, exchange};
 use crate::{
-    client::Client,
     credentials::PartnerCredentials,
     error::Error,
-    exchange,
     flow::Flow,
-    headers::header_value,
-    response::PartnerTokenResponse,
-    token::{AccessToken, SentAt},
+    wire::{
+        headers::header_value,
+        response::PartnerTokenResponse,
+        token::{AccessToken, SentAt},
+    },
 };
 
 /// The content type the docs send, charset included.

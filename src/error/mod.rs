@@ -1,11 +1,22 @@
+//! The error layer: the one [`Error`] type (here), the three error-body shapes the API
+//! sends (`body`), the advice an answer earns (`hint`), and the secret-free excerpts every
+//! message quotes (`redact`). It sits below everything else, so any layer can fail with it.
+//!
+//! May import: flow, integer_or_digits.
+//!
 //! One error type for every way a token request can fail, and the API's non-200 answer.
 //!
 //! Each message says what went wrong and what to do about it. No message holds a
 //! secret: credentials are never echoed, and bodies are shown as short redacted excerpts.
 
+pub(crate) mod body;
+mod hint;
+pub(crate) mod redact;
+
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::{error_body::ErrorBody, flow::Flow};
+use crate::flow::Flow;
+use body::ErrorBody;
 
 /// Everything that can go wrong when asking for a token.
 /// Cheap to clone, so that one failed attempt can be handed to every caller that waited on it,
@@ -297,7 +308,7 @@ impl ApiError {
 
     /// What to do about this answer, in one sentence.
     pub fn hint(&self) -> &'static str {
-        crate::hint::hint(self.flow, self.status, &self.body)
+        hint::hint(self.flow, self.status, &self.body)
     }
 }
 
@@ -330,7 +341,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::token::AccessToken;
+    use crate::wire::token::AccessToken;
 
     /// The cost of a 64 KiB HTML error page: building the error (parse and redact) and
     /// one `Display`, each the mean of 100. Printed, not asserted (speed goals are for

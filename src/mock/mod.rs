@@ -34,6 +34,9 @@
 //! # Ok(()) }
 //! ```
 
+// A plain comment, as the docs above are `vipps_access_token::mock`'s public ones:
+// May import: client, credentials, environment, sync, time, wire.
+
 mod azure;
 mod config;
 mod endpoint;
@@ -54,7 +57,7 @@ mod standard;
 mod state;
 mod tokens;
 
-pub use crate::paths::STANDARD_TOKEN_PATH;
+pub use crate::wire::paths::STANDARD_TOKEN_PATH;
 pub use config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServerBuilder,
     PARTNER_TOKEN_LIFETIME, PRODUCTION_TOKEN_LIFETIME, TEST_TOKEN_LIFETIME,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::redact::{
+use super::redact::{
     hide_secrets, hide_secrets_in_json, hide_token_like, one_line, redact, redact_id, text_excerpt,
 };
 
@@ -100,7 +100,7 @@ struct ResponseInfo {
 }
 
 fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    crate::integer_or_digits(d).map(Some)
+    crate::integer_or_digits::integer_or_digits(d).map(Some)
 }
 
 /// Fields only Azure AD sends; any of them tells its shape from plain OAuth 2.0.
@@ -127,7 +127,7 @@ impl ErrorBody {
         if text.trim().is_empty() {
             return Self::Empty;
         }
-        if Self::shaped(&text).is_none() && text.len() > crate::redact::TEXT_EXCERPT_BYTES {
+        if Self::shaped(&text).is_none() && text.len() > super::redact::TEXT_EXCERPT_BYTES {
             return Self::Text(text_excerpt(&text, secrets));
         }
         let mut parsed = Self::parse(hide_secrets(&text, secrets).as_bytes());

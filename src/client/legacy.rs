@@ -6,16 +6,17 @@ use std::fmt;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
+use super::{Client, exchange};
 use crate::{
-    client::Client,
     credentials::StandardCredentials,
     error::Error,
-    exchange,
     flow::Flow,
-    headers::{header_value, secret_header_value},
-    paths::LEGACY_TOKEN_PATH,
-    response::StandardTokenResponse,
-    token::{AccessToken, SentAt},
+    wire::{
+        headers::{header_value, secret_header_value},
+        paths::LEGACY_TOKEN_PATH,
+        response::StandardTokenResponse,
+        token::{AccessToken, SentAt},
+    },
 };
 
 /// The product a legacy token is issued for.

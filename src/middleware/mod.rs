@@ -1,7 +1,15 @@
+//! The middleware: [`VippsAuthMiddleware`] (here), and whether an API's 401 is about the
+//! token (`unauthorized`). It gets its tokens from `provider` and its HTTP client from
+//! `client`.
+//!
+//! May import: client, error, provider.
+//!
 //! [`VippsAuthMiddleware`]: authenticates calls to other Vipps MobilePay APIs from a
 //! [`TokenProvider`], and retries once with a fresh token when a 401 may be about the token.
 //! Only requests to the origins it is meant for are touched: a client shared with other
 //! hosts never hands them a Vipps credential.
+
+mod unauthorized;
 
 use std::time::Duration;
 
@@ -9,12 +17,8 @@ use reqwest::{Request, Response, StatusCode, header::HeaderMap, redirect};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use url::{Origin, Url};
 
-use crate::{
-    client::is_loopback,
-    error::Error,
-    provider::TokenProvider,
-    unauthorized::{Unauthorized, classify},
-};
+use crate::{client::is_loopback, error::Error, provider::TokenProvider};
+use unauthorized::{Unauthorized, classify};
 
 /// Puts `Authorization: Bearer <token>`, the subscription key (standard and legacy flows),
 /// `Merchant-Serial-Number` and the `Vipps-System-*` headers on requests to the Vipps
@@ -145,7 +149,7 @@ impl VippsAuthMiddleware {
     /// `reqwest_middleware::ClientBuilder::new(http).with(middleware).build()`. Only that
     /// runtime may then use it.
     pub fn client(self) -> Result<ClientWithMiddleware, Error> {
-        self.client_from(crate::http::http_client_builder()?)
+        self.client_from(crate::client::http::http_client_builder()?)
     }
 
     /// Like [`Self::client`], on your own `reqwest::ClientBuilder` (timeouts, proxies, TLS
@@ -239,7 +243,7 @@ impl Middleware for VippsAuthMiddleware {
                 reason,
                 "a Vipps MobilePay API answered 401, not about the token: returned as is"
             );
-            crate::metrics::unauthorized(self.provider.flow_name(), "not_token");
+            crate::provider::metrics::unauthorized(self.provider.flow_name(), "not_token");
             return Ok(response);
         }
         // `None` when nothing newer can be had now, or not within the wait: the API's own

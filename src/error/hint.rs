@@ -1,7 +1,8 @@
 //! What to do about an answer from the API, in one sentence: the status, the flow and
 //! the error body together tell a wrong key from a wrong environment or a server fault.
 
-use crate::{error_body::ErrorBody, flow::Flow};
+use super::body::ErrorBody;
+use crate::flow::Flow;
 
 /// The advice for a `status` answer to a `flow` request with `body`.
 pub(crate) fn hint(flow: Flow, status: u16, body: &ErrorBody) -> &'static str {

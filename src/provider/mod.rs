@@ -1,3 +1,10 @@
+//! The cached provider: [`TokenProvider`] (here), the bounded map of slots (`slots`), one
+//! fetch in flight per slot (`single_flight`), when a token is refreshed and handed out
+//! (`refresh`, `freshness`), how often the token endpoint is asked when asking does not
+//! help (`throttle`), and what it reports (`metrics`).
+//!
+//! May import: client, error, mock (in its unit test only), store, sync, time, wire.
+//!
 //! [`TokenProvider`]: cached tokens for a busy service. One upstream request per key at a
 //! time (single flight), refreshed ahead of expiry in the background, never expired.
 //!
@@ -18,6 +25,13 @@
 //! gets one more fetch if it had waited only moments, otherwise [`Error::ArrivedLate`]
 //! (see `LATE_REFETCH_WITHIN`).
 
+mod freshness;
+pub(crate) mod metrics;
+pub(crate) mod refresh;
+mod single_flight;
+pub(crate) mod slots;
+mod throttle;
+
 use std::{
     future::Future,
     pin::Pin,
@@ -31,18 +45,15 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{
-    client::Client,
+    client::{Client, source::TokenSource},
     error::Error,
-    headers::MerchantSerialNumber,
-    metrics,
-    refresh::{Cached, RefreshPolicy, check_handout},
-    single_flight::Abandoned,
-    slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots},
-    source::TokenSource,
     sync::lock,
-    throttle::{FailureBackoffs, ForcedRefreshes},
-    token::AccessToken,
+    wire::{headers::MerchantSerialNumber, token::AccessToken},
 };
+use refresh::{Cached, RefreshPolicy, check_handout};
+use single_flight::Abandoned;
+use slots::{DEFAULT_MAX_SLOTS, FetchOutcome, Slot, Slots};
+use throttle::{FailureBackoffs, ForcedRefreshes};
 
 /// How long a caller may have waited for a fetch whose token arrived too late to hand out
 /// and still get one more fetch; a caller that waited longer gets [`Error::ArrivedLate`].
@@ -629,7 +640,7 @@ impl TokenProvider {
                     // suspend, a runtime that stood still), and a slow upstream limits
                     // itself: each late answer took most of a token's life.
                     Err(Error::ArrivedLate(_)) => {}
-                    Err(error) if !token_left && crate::throttle::is_merchant_refusal(error) => {
+                    Err(error) if !token_left && throttle::is_merchant_refusal(error) => {
                         cache.merchant_failure_backoffs.failed(&key, error, &policy);
                     }
                     Err(error) if !token_left => {

@@ -10,9 +10,11 @@ use serde::{Deserialize, de};
 
 use crate::{
     credentials::TokenSecret,
-    error::{Error, InvalidResponseError},
+    error::{
+        Error, InvalidResponseError,
+        redact::{excerpt, hide_secrets, redact},
+    },
     integer_or_digits::integer_or_digits,
-    redact::{excerpt, hide_secrets, redact},
 };
 
 /// The body of a successful `POST /accesstoken/get` (and of the legacy endpoint).

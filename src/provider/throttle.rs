@@ -8,7 +8,8 @@ use std::{collections::HashMap, hash::Hash, sync::Mutex, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{error::Error, refresh::RefreshPolicy, sync::lock};
+use super::refresh::RefreshPolicy;
+use crate::{error::Error, sync::lock};
 
 /// When a 401 last forced a refresh, by keys and endpoint (not by merchant: an API that
 /// refuses every token costs one request per interval however many merchants call it).

@@ -1,15 +1,33 @@
+//! The flows and their client: [`Client`] (here), its HTTP client and TLS (`http`, `tls`),
+//! one file per flow (`standard`, `partner`, `legacy`), the one path every answer takes
+//! (`exchange`), retries (`retry`), and [`TokenSource`](source::TokenSource), which picks
+//! a flow. It asks for a token and keeps none: caching is `provider`'s.
+//!
+//! May import: credentials, environment, error, flow, wire.
+//!
 //! [`Client`]: where requests go, and the identifying headers every request carries.
+
+mod exchange;
+pub(crate) mod http;
+pub(crate) mod legacy;
+pub(crate) mod partner;
+pub(crate) mod retry;
+pub(crate) mod source;
+mod standard;
+mod tls;
 
 use std::time::Duration;
 
 use crate::{
     environment::Environment,
     error::Error,
-    generated,
-    headers::{CallerHeaders, MerchantSerialNumber, SystemHeaders},
-    paths::PARTNER_TOKEN_PATH,
-    retry::RetryPolicy,
+    wire::{
+        generated,
+        headers::{CallerHeaders, MerchantSerialNumber, SystemHeaders},
+        paths::PARTNER_TOKEN_PATH,
+    },
 };
+use retry::RetryPolicy;
 
 /// Time allowed to open a connection, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -253,9 +271,7 @@ impl ClientBuilder {
             ));
         }
         let http = match self.http {
-            HttpSetup::Default => {
-                token_http_client(crate::http::http_client_builder()?, self.timeouts)?
-            }
+            HttpSetup::Default => token_http_client(http::http_client_builder()?, self.timeouts)?,
             HttpSetup::Builder(builder) => token_http_client(*builder, self.timeouts)?,
             HttpSetup::Client(http) => http,
         };

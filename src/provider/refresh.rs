@@ -5,7 +5,8 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{error::Error, freshness::Freshness, time::coarse_wall_clock, token::AccessToken};
+use super::freshness::Freshness;
+use crate::{error::Error, time::coarse_wall_clock, wire::token::AccessToken};
 
 /// When to refresh a token ahead of its expiry, and how often to try again after failures.
 ///
@@ -249,7 +250,7 @@ impl Usable {
             until: expiry.checked_sub(margin).unwrap_or(sent),
             until_wall: wall_expiry
                 .saturating_sub(margin)
-                .saturating_sub(crate::freshness::COARSE_TICK),
+                .saturating_sub(super::freshness::COARSE_TICK),
             margin,
         }
     }

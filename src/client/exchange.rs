@@ -4,11 +4,12 @@
 use serde::de::DeserializeOwned;
 
 use crate::{
-    body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
-    error::{ApiError, Error},
+    error::{ApiError, Error, redact::redact},
     flow::Flow,
-    redact::redact,
-    response::parse_token_body,
+    wire::{
+        body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
+        response::parse_token_body,
+    },
 };
 
 /// Sends a hand-built request and reads a token body of type `T` from a 200 answer.

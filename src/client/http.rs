@@ -38,7 +38,7 @@ use crate::error::Error;
 // The one sanctioned plain builder: clippy.toml disallows it everywhere else.
 #[allow(clippy::disallowed_methods)]
 pub fn http_client_builder() -> Result<reqwest::ClientBuilder, Error> {
-    let tls = crate::tls::ring_client_config().map_err(|e| {
+    let tls = super::tls::ring_client_config().map_err(|e| {
         Error::invalid_input(
             "http_client",
             format!("TLS could not be set up ({e}): are the system's CA certificates installed?"),
