@@ -28,6 +28,7 @@ mod progress;
 mod session;
 mod spec;
 mod store;
+mod warm;
 
 use std::process::ExitCode;
 
@@ -63,24 +64,34 @@ fn log_warnings_to_stderr() {
 }
 
 fn run(command: Command) -> Result<(), Failure> {
-    // One thread is plenty for one request; the mock serves on every core.
-    let mut runtime = match command {
-        Command::Mock(_) => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = runtime
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(USAGE, format!("could not start the runtime: {e}")))?;
     match command {
-        Command::Token(args) => runtime.block_on(fetch::standard(args)),
-        Command::PartnerToken(args) => runtime.block_on(fetch::partner(args)),
-        Command::LegacyToken(args) => runtime.block_on(fetch::legacy(args)),
+        // A warm run prints the cached token before any runtime or HTTP client exists.
+        Command::Token(args) if warm::standard(&args) => Ok(()),
+        Command::Token(args) => one_thread()?.block_on(fetch::standard(args)),
+        Command::PartnerToken(args) if warm::partner(&args) => Ok(()),
+        Command::PartnerToken(args) => one_thread()?.block_on(fetch::partner(args)),
+        Command::LegacyToken(args) if warm::legacy(&args) => Ok(()),
+        Command::LegacyToken(args) => one_thread()?.block_on(fetch::legacy(args)),
         Command::Decode(args) => decode::run(args),
-        Command::Mock(args) => runtime.block_on(mock::run(args)),
-        Command::Conformance(args) => runtime.block_on(conformance::run(args)),
-        Command::Doctor(args) => runtime.block_on(doctor::run(args)),
+        // The mock serves on every core; everything else makes one request at a time.
+        Command::Mock(args) => {
+            runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(mock::run(args))
+        }
+        Command::Conformance(args) => one_thread()?.block_on(conformance::run(args)),
+        Command::Doctor(args) => one_thread()?.block_on(doctor::run(args)),
         Command::Spec(spec) => spec::run(spec),
         Command::Cache(cache) => cache::run(cache),
     }
+}
+
+/// A runtime on this thread: plenty for one request.
+fn one_thread() -> Result<tokio::runtime::Runtime, Failure> {
+    runtime(tokio::runtime::Builder::new_current_thread())
+}
+
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Failure> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(USAGE, format!("could not start the runtime: {e}")))
 }

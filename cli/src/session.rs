@@ -27,39 +27,17 @@ impl Session {
         caller: &CallerArgs,
         partner_token_path: Option<&str>,
     ) -> Result<Self, Failure> {
-        let (base_url, mock) = match (&target.base_url, target.env_or(Env::Test)) {
-            (Some(url), _) => (url.clone(), None),
-            (None, Env::Test) => (Environment::Test.base_url().to_owned(), None),
-            (None, Env::Production) => (Environment::Production.base_url().to_owned(), None),
-            (None, Env::Mock) => {
+        let (base_url, mock) = match base_url(target) {
+            Some(url) => (url, None),
+            None => {
                 let mock = MockServer::start().await.map_err(|error| {
                     Failure::new(USAGE, format!("could not start the mock: {error}"))
                 })?;
                 (mock.base_url().to_owned(), Some(mock))
             }
         };
-        refuse_plain_http(&base_url)?;
-        let mut builder = ClientBuilder::with_base_url(base_url)
-            .timeout(target.timeout)
-            .system_headers(SystemHeaders {
-                name: caller.system_name.clone(),
-                version: caller.system_version.clone(),
-                plugin_name: caller.system_plugin_name.clone(),
-                plugin_version: caller.system_plugin_version.clone(),
-            });
-        if let Some(msn) = &caller.msn {
-            builder = builder.merchant_serial_number(msn);
-        }
-        builder = builder.retry_policy(RetryPolicy {
-            max_attempts: target.retries.saturating_add(1),
-            max_total: target.timeout.min(RetryPolicy::default().max_total),
-            ..RetryPolicy::default()
-        });
-        if let Some(path) = partner_token_path {
-            builder = builder.partner_token_path(path);
-        }
         Ok(Self {
-            client: builder.build()?,
+            client: client(base_url, target, caller, partner_token_path)?,
             mock,
             deadline: target.timeout,
         })
@@ -95,6 +73,48 @@ impl Session {
         output::print(&token, output);
         Ok(())
     }
+}
+
+/// Where `target` points: `--base-url`, else the environment's; `None` for `--env mock`,
+/// whose URL exists once the mock runs.
+pub fn base_url(target: &Target) -> Option<String> {
+    match (&target.base_url, target.env_or(Env::Test)) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Env::Test) => Some(Environment::Test.base_url().to_owned()),
+        (None, Env::Production) => Some(Environment::Production.base_url().to_owned()),
+        (None, Env::Mock) => None,
+    }
+}
+
+/// The client for `base_url` with the command's settings. Building it opens nothing: the
+/// HTTP client under it is made at the first request.
+pub fn client(
+    base_url: String,
+    target: &Target,
+    caller: &CallerArgs,
+    partner_token_path: Option<&str>,
+) -> Result<Client, Failure> {
+    refuse_plain_http(&base_url)?;
+    let mut builder = ClientBuilder::with_base_url(base_url)
+        .timeout(target.timeout)
+        .system_headers(SystemHeaders {
+            name: caller.system_name.clone(),
+            version: caller.system_version.clone(),
+            plugin_name: caller.system_plugin_name.clone(),
+            plugin_version: caller.system_plugin_version.clone(),
+        });
+    if let Some(msn) = &caller.msn {
+        builder = builder.merchant_serial_number(msn);
+    }
+    builder = builder.retry_policy(RetryPolicy {
+        max_attempts: target.retries.saturating_add(1),
+        max_total: target.timeout.min(RetryPolicy::default().max_total),
+        ..RetryPolicy::default()
+    });
+    if let Some(path) = partner_token_path {
+        builder = builder.partner_token_path(path);
+    }
+    Ok(builder.build()?)
 }
 
 /// `--base-url` over plain http to another machine: refused in the CLI's own words (the

@@ -73,6 +73,25 @@ pub fn for_token(
     }
 }
 
+/// The file cache a token command would use, opened quietly: `None` for anything else
+/// (`--no-cache`, Redis, `--env mock` without `--store`) and on any error, which the
+/// command's own [`for_token`] then reports.
+pub fn file_cache_quietly(
+    args: &StoreArgs,
+    env: Env,
+    secret: &ClientSecret,
+) -> Option<FileTokenStore> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = match &args.store {
+        Some(url) => PathBuf::from(url.strip_prefix(FILE_SCHEME)?),
+        None if env == Env::Mock => return None,
+        None => default_dir()?,
+    };
+    open_file(&dir, Some(secret)).ok()
+}
+
 /// `$XDG_CACHE_HOME/vipps-token` (when absolute, as the XDG spec asks), else
 /// `$HOME/.cache/vipps-token`; `None` without either.
 pub fn default_dir() -> Option<PathBuf> {

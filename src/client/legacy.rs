@@ -118,7 +118,7 @@ impl Client {
         self.caller.insert_into(&mut headers)?;
         // `json` serialises the body and sets `Content-Type: application/json`.
         let request = self
-            .http()
+            .http()?
             .post(self.url(LEGACY_TOKEN_PATH))
             .headers(headers)
             .json(&LegacyRequest {

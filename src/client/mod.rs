@@ -16,7 +16,10 @@ pub(crate) mod source;
 mod standard;
 mod tls;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use crate::{
     environment::Environment,
@@ -36,6 +39,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client for the Access Token API. Cheap to clone: clones share one HTTP client.
 ///
+/// With the crate's own HTTP client (no [`ClientBuilder::http_client_builder`]), that
+/// client is built at the first request: a process served from a token store builds none.
+///
 /// It keeps no idle connections: a connection is driven by the runtime that opened it, so
 /// a pooled one would hang a later fetch from another runtime once its own runtime idles
 /// (a `block_on` that returned, a runtime in a `static`). A token is fetched about once an
@@ -52,7 +58,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Client {
-    pub(crate) api: generated::Client,
+    api: Arc<OnceLock<generated::Client>>,
+    /// The timeouts the crate's own HTTP client is built with, at the first request.
+    timeouts: Option<Timeouts>,
     pub(crate) base_url: String,
     pub(crate) caller: CallerHeaders,
     pub(crate) partner_token_path: String,
@@ -83,9 +91,21 @@ impl Client {
         Ok(client)
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    /// The generated client, building the HTTP client under it at the first call. Two
+    /// callers racing may both build one; the first stored is kept.
+    pub(crate) fn api(&self) -> Result<&generated::Client, Error> {
+        if let Some(api) = self.api.get() {
+            return Ok(api);
+        }
+        let http = token_http_client(http::http_client_builder()?, self.timeouts)?;
+        Ok(self
+            .api
+            .get_or_init(|| generated::Client::new_with_client(&self.base_url, http)))
+    }
+
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, Error> {
         use progenitor_client::ClientInfo;
-        self.api.client()
+        Ok(self.api()?.client())
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -270,13 +290,20 @@ impl ClientBuilder {
                 "must be a path starting with `/`, such as /authentication/v1/token",
             ));
         }
+        // The crate's own HTTP client waits for the first request; the caller's is built
+        // now, so that its settings are checked here.
+        let api = Arc::new(OnceLock::new());
         let http = match self.http {
-            HttpSetup::Default => token_http_client(http::http_client_builder()?, self.timeouts)?,
-            HttpSetup::Builder(builder) => token_http_client(*builder, self.timeouts)?,
-            HttpSetup::Client(http) => http,
+            HttpSetup::Default => None,
+            HttpSetup::Builder(builder) => Some(token_http_client(*builder, self.timeouts)?),
+            HttpSetup::Client(http) => Some(http),
         };
+        if let Some(http) = http {
+            let _ = api.set(generated::Client::new_with_client(&base_url, http));
+        }
         Ok(Client {
-            api: generated::Client::new_with_client(&base_url, http),
+            api,
+            timeouts: self.timeouts,
             base_url,
             caller: CallerHeaders {
                 merchant_serial_number,

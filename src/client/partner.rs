@@ -81,7 +81,7 @@ impl Client {
         let form = form_body(scope);
 
         let request = self
-            .http()
+            .http()?
             .post(self.url(&self.partner_token_path))
             .basic_auth(client_id, Some(client_secret))
             .headers(headers)

@@ -54,7 +54,7 @@ impl Client {
         let secrets = [client_secret, subscription_key];
 
         let mut call = self
-            .api
+            .api()?
             .fetch_authorization_token_using_post()
             .client_id(client_id)
             .client_secret(client_secret)

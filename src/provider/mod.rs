@@ -595,7 +595,7 @@ impl TokenProvider {
             #[cfg(feature = "store")]
             let outcome = match &store {
                 Some((store, identity, older_than)) => {
-                    let direct = source.fetch(&client);
+                    let direct = Box::pin(source.fetch(&client));
                     let margin = policy.expiry_margin;
                     crate::store::fetch_through_store(
                         &**store,
@@ -606,10 +606,10 @@ impl TokenProvider {
                     )
                     .await
                 }
-                None => source.fetch(&client).await,
+                None => Box::pin(source.fetch(&client)).await,
             };
             #[cfg(not(feature = "store"))]
-            let outcome = source.fetch(&client).await;
+            let outcome = Box::pin(source.fetch(&client)).await;
             // Checked as it ends, on this runtime's clock: a token already past its usable
             // time is neither cached nor handed to the callers waiting (who check again).
             let outcome = outcome.map(Arc::new).and_then(|token| {

@@ -18,13 +18,18 @@ use futures_util::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
 use super::{
-    StoreConfig, StoreError, TokenStore,
+    StoreConfig, StoreError, TokenIdentity, TokenStore,
     file_dir::CacheDir,
     file_format::{self, Header, Peek},
     file_lease::{self, Leases},
     file_names::{self, Kind},
 };
-use crate::{flow::Flow, sync::lock};
+use crate::{
+    client::{Client, source::TokenSource},
+    flow::Flow,
+    sync::lock,
+    wire::token::AccessToken,
+};
 
 /// A temporary file older than this was left by a writer that died; a younger one may be
 /// being written.
@@ -127,6 +132,50 @@ impl FileTokenStore {
             leases: Leases::default(),
             last_prune: Mutex::new(None),
         }
+    }
+
+    /// The token this cache holds for `client` and `source` with more than `margin` of
+    /// life left, read at once on this thread: no runtime, no HTTP client, no lease.
+    ///
+    /// For a short-lived process (a CLI run, a cron job) that skips building a
+    /// [`TokenProvider`](crate::TokenProvider) when the cache can answer: a provider given
+    /// this store serves the same record, with `margin` its
+    /// [`RefreshPolicy::expiry_margin`](crate::RefreshPolicy::expiry_margin). `None` on a
+    /// miss, a record with too little life left, or one that cannot be read or opened,
+    /// quietly: a provider with this store then fetches, and says why.
+    ///
+    /// ```no_run
+    /// use vipps_access_token::{
+    ///     ClientSecret, Environment, RefreshPolicy, StandardCredentials, TokenSource,
+    ///     Client, store::{FileTokenStore, SealingKeys, StoreConfig},
+    /// };
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let credentials = StandardCredentials::new(
+    ///     "fb492b5e-7907-4d83-ba20-c7fb60ca35de",
+    ///     "Y8Kteew6GE2ZmeycEt6egg==",
+    ///     "0f14ebcab0ec4b29ae0cb90d91b4a84a",
+    /// );
+    /// let keys = SealingKeys::from_client_secret(&credentials.client_secret);
+    /// let store = FileTokenStore::new("/var/cache/my-app/vipps", StoreConfig::new(keys))?;
+    /// let client = Client::new(Environment::Test)?; // builds no HTTP client until it fetches
+    /// let margin = RefreshPolicy::default().expiry_margin;
+    /// match store.fresh_token(&client, &TokenSource::Standard(credentials), margin) {
+    ///     Some(token) => println!("{}", token.secret().expose_secret()),
+    ///     None => { /* build a TokenProvider with this store and ask it */ }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fresh_token(
+        &self,
+        client: &Client,
+        source: &TokenSource,
+        margin: Duration,
+    ) -> Option<AccessToken> {
+        let identity = TokenIdentity::new(source, client);
+        super::shared_fetch::fresh_at_once(&self.config, &identity, margin, |name| {
+            self.get_now(name)
+        })
     }
 
     /// The directory the records are in, as it was given.

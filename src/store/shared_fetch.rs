@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::{client::Client, error::Error, wire::token::AccessToken};
 
 use super::{
-    StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded, failure,
+    StoreConfig, StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded, failure,
     lease::{self, LeaseGuard},
     record::TokenRecord,
 };
@@ -384,6 +384,38 @@ impl Freshness {
             .unwrap_or_default();
         self.margin.max(beyond_held)
     }
+}
+
+/// The token `identity` has in the first record `read` finds (current key first), if it
+/// has more than `margin` of life left, as [`open_fresh`] judges it, read at once: no
+/// lease, no runtime. `None` on a miss, a record too old, or one that cannot be read or
+/// opened, quietly: the provider that follows reads it again and says why.
+pub(crate) fn fresh_at_once(
+    config: &StoreConfig,
+    identity: &TokenIdentity,
+    margin: Duration,
+    read: impl Fn(&str) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Option<AccessToken> {
+    let keys = identity.keys(config);
+    for name in &keys.records {
+        let Some(sealed) = read(name).ok()? else {
+            continue;
+        };
+        let record = config
+            .keys
+            .open(name, &sealed)
+            .and_then(|plain| TokenRecord::from_bytes(&plain))
+            .ok()?;
+        let freshness = Freshness {
+            margin,
+            older_than: None,
+        };
+        return freshness
+            .accepts(&record)
+            .then(|| record.into_token(&identity.source, &identity.client).ok())
+            .flatten();
+    }
+    None
 }
 
 /// The token in the first record found (current key first), if fresh. A corrupt or
