@@ -14,6 +14,8 @@ mod exchange;
 mod flow;
 mod freshness;
 mod generated;
+// The guides in docs/, as pages of the docs whose examples run as doctests.
+pub mod guide;
 mod headers;
 mod hint;
 mod http;
