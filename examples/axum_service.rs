@@ -62,9 +62,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     provider.refresh().await?; // fail fast at start-up on bad keys
 
-    // The authenticated client, built the README's way (`client()`, here `client_from` to add
-    // a timeout): tokens and the subscription key go to the Vipps origins only, and no
-    // redirect away from them is followed.
+    // The authenticated client, built the way docs/service.md says (`client()`, here
+    // `client_from` to add a timeout): tokens and the subscription key go to the Vipps
+    // origins only, and no redirect away from them is followed.
     let vipps = VippsAuthMiddleware::new(provider)
         .with_origin(&epayment)?
         .client_from(vipps_access_token::http_client_builder()?.timeout(Duration::from_secs(10)))?;

@@ -25,6 +25,9 @@ mod middleware;
 #[cfg(feature = "store")]
 pub mod store;
 
+// The guides in docs/, as pages of the docs whose examples run as doctests.
+pub mod guide;
+
 // The Access Token API on loopback (feature `mock`).
 #[cfg(feature = "mock")]
 pub mod mock;

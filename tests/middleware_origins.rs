@@ -263,7 +263,7 @@ async fn the_crates_redirect_policy_keeps_the_key_home() {
     assert_eq!(received(&foreign).await.len(), 1);
 }
 
-/// Built the way the README tells a service to, with `client()` or with `client_from` on
+/// Built the way docs/service.md tells a service to, with `client()` or with `client_from` on
 /// a builder that asked for reqwest's default redirects: a 307 from the Vipps origin to a
 /// foreign one delivers no credential and no identifying header there.
 #[tokio::test]

@@ -9,7 +9,7 @@
 //! handed to two MSNs. The mock's tokens carry nothing MSN-specific (the MSN is a header,
 //! not a claim), so "for the right MSN" is checked as "never the token of another MSN".
 //!
-//! `cargo bench --features redis,mock,cli --bench chaos`; `VIPPS_CHAOS_SECONDS` (120 by
+//! `cargo bench -p vipps-token-cli --bench chaos`; `VIPPS_CHAOS_SECONDS` (120 by
 //! default) shortens the run, `VIPPS_CHAOS_TOKEN_SECONDS` (45) sets the mock's token life:
 //! the store serves a record while it has more than the 30 s expiry margin left, so a
 //! 45 s token is served for 15 s, less than the 24 s between restarts: a 2-minute run sees

@@ -1,7 +1,9 @@
 //! The commands the docs tell users to run in CI, run here as written, so that they can
-//! never silently check nothing again: the live conformance command (README, the ignored
-//! test's message, the weekly workflow) and the upstream spec-diff workflow's step. Each
-//! must pass against a server or spec that conforms, and fail against one that does not.
+//! never silently check nothing again: the live conformance command (its guide,
+//! `docs/live-conformance.md`, the ignored test's message, the weekly workflow) and the
+//! upstream spec-diff workflow's step. Each must pass against a server or spec that
+//! conforms, and fail against one that does not. And what the docs say beside them: the
+//! CLI README's exit codes are `--help`'s, and no doc but BENCHMARKS.md holds a figure.
 
 #[path = "../../tests/support/cli_binary.rs"]
 mod cli_binary;
@@ -19,7 +21,7 @@ use vipps_access_token::mock::{
 /// The repository root: the docs, the workflows and the library's spec.
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-/// The live conformance command, as the README gives it.
+/// The live conformance command, as its guide gives it.
 const LIVE_COMMAND: &str = "cargo test --features conformance --test live_conformance -- --ignored";
 
 fn read(path: &str) -> String {
@@ -42,7 +44,10 @@ fn workflow_steps(path: &str) -> Vec<(String, String)> {
 
 #[test]
 fn the_live_command_is_the_same_everywhere_it_is_documented() {
-    assert!(read("README.md").contains(LIVE_COMMAND), "README.md");
+    assert!(
+        read("docs/live-conformance.md").contains(LIVE_COMMAND),
+        "docs/live-conformance.md"
+    );
     assert!(
         read("tests/live_conformance.rs").contains(&format!("run `{LIVE_COMMAND}`")),
         "the #[ignore] message"
@@ -208,14 +213,31 @@ fn the_spec_workflow_skips_saying_what_to_set_when_no_url_is_set() {
 }
 
 #[test]
-fn the_readme_takes_its_figures_from_benchmarks() {
-    // Figures live in BENCHMARKS.md alone, so the two can never disagree.
-    let readme = read("README.md");
-    let figure = regex_free_find(&readme, &["times a bare", "x a bare", " ns per"]);
-    assert_eq!(
-        figure, None,
-        "a performance figure in README.md: move it to BENCHMARKS.md"
-    );
+fn the_docs_take_their_figures_from_benchmarks() {
+    // Figures live in BENCHMARKS.md alone, so the docs and it can never disagree.
+    for doc in docs() {
+        let text = read(&doc);
+        let figure = regex_free_find(&text, &["times a bare", "x a bare", " ns per"]);
+        assert_eq!(
+            figure, None,
+            "a performance figure in {doc}: move it to BENCHMARKS.md"
+        );
+    }
+}
+
+/// The docs a reader is sent to: the READMEs and the guides in `docs/`.
+fn docs() -> Vec<String> {
+    let mut docs: Vec<String> = ["README.md", "cli/README.md", "spec-diff/README.md"]
+        .map(str::to_owned)
+        .to_vec();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("docs")).expect("docs/") {
+        let name = entry.expect("a docs/ entry").file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".md") {
+            docs.push(format!("docs/{name}"));
+        }
+    }
+    docs
 }
 
 /// The first of `needles` found in `text`, with its line.
@@ -226,13 +248,13 @@ fn regex_free_find(text: &str, needles: &[&str]) -> Option<String> {
 }
 
 #[test]
-fn the_help_and_the_readme_carry_the_same_exit_codes() {
+fn the_help_and_the_cli_readme_carry_the_same_exit_codes() {
     let help = Command::new(bin())
         .arg("--help")
         .output()
         .expect("the binary runs");
     let help = String::from_utf8_lossy(&help.stdout);
-    let readme = read("README.md");
+    let readme = read("cli/README.md");
     for code in 0..=8 {
         let in_help = help
             .lines()
@@ -241,7 +263,7 @@ fn the_help_and_the_readme_carry_the_same_exit_codes() {
         let in_readme = readme
             .lines()
             .find(|line| line.starts_with(&format!("| {code} | ")))
-            .unwrap_or_else(|| panic!("exit code {code} in the README's table"));
+            .unwrap_or_else(|| panic!("exit code {code} in cli/README.md's table"));
         // The first few words agree: the two say the same thing.
         let words = |line: &str, skip: usize| -> Vec<String> {
             line.split_whitespace()

@@ -1,6 +1,6 @@
 //! The `vipps-token` binary against an in-process mock: every subcommand, every output
 //! form, every exit code, and never a secret on stderr. Run against the installed binary
-//! too: `VIPPS_TOKEN_BIN=path/to/vipps-token cargo test --all-features --test cli`.
+//! too: `VIPPS_TOKEN_BIN=path/to/vipps-token cargo test -p vipps-token-cli --test cli`.
 
 use std::{
     io::{BufRead, BufReader, Write},

@@ -1,7 +1,7 @@
 //! `spec_diff` on a big spec: a generated multi-megabyte spec (YAML and the same as
 //! JSON) diffed with itself, and with a copy where one shared schema changed.
-//! Figures and the command are in BENCHMARKS.md: `cargo bench --features spec-diff
-//! --bench spec_diff`.
+//! Figures are in BENCHMARKS.md; the command: `cargo bench -p vipps-spec-diff --bench
+//! spec_diff`.
 //!
 //! The spec: `OPERATIONS` paths, each with a path and a header parameter, a request body
 //! and a response that refer to their own schema; every schema has a dozen properties

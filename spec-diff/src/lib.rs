@@ -1,6 +1,6 @@
 //! What changed between two versions of an OpenAPI spec (3.0 or 3.1), how much it can
-//! hurt a client, and what it means for this crate (feature `spec-diff`;
-//! `vipps-token spec diff`).
+//! hurt a client, and what it means for the `vipps-access-token` crate (`vipps-token spec
+//! diff` on the command line).
 //!
 //! The crate is regenerated when Vipps MobilePay updates the spec. A changed
 //! generated-code snapshot says *that* something changed; this says *what*: each change
@@ -152,6 +152,11 @@
 //! warning ([`Report::warnings`]). What cannot be read is a [`LoadError`] naming the file
 //! and the place (`line:column` for syntax, a JSON pointer for structure): not YAML or
 //! JSON, not OpenAPI 3 (Swagger 2.0, no `openapi`), a dangling `$ref`, an alias cycle.
+
+// The README's example runs as a doctest, so that it cannot teach code that does not build.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod absorbed;
 mod composition;

@@ -1,8 +1,10 @@
-//! The README's section "Testing code that uses this crate", run word for word: the test
-//! below is the README's code block, and `readme_shows_this_test` checks they agree.
+//! The testing guide's example (`docs/testing.md`), run word for word: the test below is
+//! the guide's code block less its hidden lines, and `the_testing_guide_shows_this_test`
+//! checks they agree. The guide's block also runs as a doctest; this keeps it an
+//! integration test too, as a user's `tests/` would hold it.
 #![cfg(feature = "mock")]
 
-// README example starts
+// Guide example starts
 use std::time::Duration;
 use vipps_access_token::{TokenProvider, TokenSource, mock::MockServer};
 
@@ -40,17 +42,30 @@ async fn my_service_keeps_a_valid_token() {
     tokio::time::advance(Duration::from_secs(60 * 60)).await;
     assert!(provider.token().await.is_err());
 }
-// README example ends
+// Guide example ends
 
 #[test]
-fn readme_shows_this_test() {
-    let this = include_str!("readme_testing.rs");
-    let start = this.find("// README example starts\n").unwrap() + 24;
-    let end = this.find("// README example ends").unwrap();
+fn the_testing_guide_shows_this_test() {
+    let this = include_str!("testing_guide.rs");
+    let start_marker = "// Guide example starts\n";
+    let start = this.find(start_marker).unwrap() + start_marker.len();
+    let end = this.find("// Guide example ends").unwrap();
     let example = &this[start..end];
-    let readme = include_str!("../README.md");
-    assert!(
-        readme.contains(&format!("```rust,ignore\n{example}```")),
-        "the README's testing example differs from tests/readme_testing.rs"
+
+    let guide = include_str!("../docs/testing.md");
+    let block = guide
+        .split("```rust,test_harness\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/testing.md has a ```rust,test_harness block");
+    // What a reader sees: rustdoc hides the lines that start with `# `.
+    let shown: String = block
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("# "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_eq!(
+        shown, example,
+        "the testing guide's example differs from tests/testing_guide.rs"
     );
 }
