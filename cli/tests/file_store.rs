@@ -19,6 +19,7 @@ use std::{
 
 use base64::Engine as _;
 use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
+use serde_json::Value;
 use vipps_access_token::{
     Client, ClientSecret, RefreshPolicy, TokenProvider, TokenSource,
     mock::MockServer,
@@ -1008,4 +1009,71 @@ async fn a_directory_with_files_at_the_lease_name_is_left_and_named() {
     assert!(stderr.contains("move it"), "{stderr}");
     assert!(!stderr.contains("read-only"), "{stderr}");
     assert_eq!(fs::read(lease.join("notes.txt")).unwrap(), b"mine");
+}
+
+/// A warm run (the token read from the file cache before any runtime or HTTP client
+/// exists) prints what a cold run printed, in every form and for every flow, and asks the
+/// upstream nothing.
+#[tokio::test]
+async fn a_warm_run_prints_what_the_cold_run_printed_in_every_form() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for (subcommand, extra) in [
+        ("token", &[][..]),
+        ("partner-token", &[][..]),
+        ("legacy-token", &["--resource", "recurring"][..]),
+    ] {
+        let run = |form: &str| {
+            let mut command = cli(&mock, cache.path(), subcommand);
+            command.args(extra).args(["--output", form]);
+            command
+        };
+        let before = mock.request_count();
+        let cold = token_of(&run("json").output().await.unwrap());
+        let warm = token_of(&run("json").output().await.unwrap());
+        let (cold, warm): (Value, Value) = (
+            serde_json::from_str(&cold).unwrap(),
+            serde_json::from_str(&warm).unwrap(),
+        );
+        let secret = cold["access_token"].as_str().expect("a token").to_owned();
+        assert_eq!(warm["access_token"], cold["access_token"], "{subcommand}");
+        let fields = |json: &Value| {
+            json.as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields(&warm), fields(&cold), "{subcommand}");
+        assert_eq!(
+            token_of(&run("header").output().await.unwrap()),
+            format!("Authorization: Bearer {secret}")
+        );
+        assert_eq!(token_of(&run("token").output().await.unwrap()), secret);
+        assert_eq!(
+            mock.request_count(),
+            before + 1,
+            "{subcommand}: one fetch, then warm"
+        );
+    }
+}
+
+/// The warm read asks of a stored token what the provider asks: more than its margin of
+/// life left. Tokens that live less than the margin are fetched by every run.
+#[tokio::test]
+async fn a_warm_run_never_serves_a_token_within_the_margin() {
+    let mock = MockServer::builder()
+        .token_lifetime(Duration::from_secs(20))
+        .start()
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let first = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    let second = token_of(&cli(&mock, cache.path(), "token").output().await.unwrap());
+    assert_ne!(first, second);
+    assert_eq!(
+        mock.request_count(),
+        2,
+        "a 20 s token is inside the 30 s margin"
+    );
 }

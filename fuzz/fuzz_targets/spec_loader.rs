@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vipps_access_token::spec_diff::diff_texts;
+use vipps_spec_diff::diff_texts;
 
 const SMALL: &str = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /x:\n    get:\n      responses:\n        '200':\n          description: OK\n";
 

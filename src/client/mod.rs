@@ -389,3 +389,35 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crates_own_http_client_waits_for_the_first_request() {
+        let client = Client::new(Environment::Test).unwrap();
+        assert!(client.api.get().is_none(), "built with the client");
+        let clone = client.clone();
+        client.http().unwrap();
+        assert!(clone.api.get().is_some(), "clones share the one built");
+        assert!(
+            clone
+                .with_merchant_serial_number("123456")
+                .unwrap()
+                .api
+                .get()
+                .is_some(),
+            "and so does a client for another merchant"
+        );
+    }
+
+    #[test]
+    fn a_callers_http_client_builder_is_built_and_checked_at_once() {
+        let client = Client::builder(Environment::Test)
+            .http_client_builder(http::http_client_builder().unwrap())
+            .build()
+            .unwrap();
+        assert!(client.api.get().is_some());
+    }
+}
