@@ -1,7 +1,10 @@
 //! The keys to ask with: from flags or the environment (clap reads both), from stdin when
 //! asked, and from the in-process mock for any key not given with `--env mock`.
 
-use std::io::{self, BufRead};
+use std::{
+    io::{self, BufRead},
+    sync::{Mutex, PoisonError},
+};
 
 use vipps_access_token::{PartnerCredentials, StandardCredentials, mock::MockServer};
 
@@ -10,28 +13,43 @@ use crate::{
     failure::Failure,
 };
 
-/// The lines of stdin, read once and handed out in order.
+/// The lines read from stdin so far, kept for the process: the warm path (`warm.rs`) and
+/// then the command itself each read the same keys, and stdin can be read only once.
+static READ_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The lines of stdin, handed out in order to one reader of the keys.
 struct Stdin {
-    lines: Option<io::Lines<io::StdinLock<'static>>>,
+    position: usize,
 }
 
 impl Stdin {
     fn new() -> Self {
-        Self { lines: None }
+        Self { position: 0 }
     }
 
     /// The next line of stdin, without its line ending; `what` names it in errors.
     fn next(&mut self, what: &str) -> Result<String, Failure> {
-        let lines = self.lines.get_or_insert_with(|| io::stdin().lock().lines());
-        match lines.next() {
-            Some(Ok(line)) if !line.trim().is_empty() => Ok(line.trim_end_matches('\r').to_owned()),
-            Some(Err(error)) => Err(Failure::usage(format!(
-                "could not read the {what} from stdin: {error}"
-            ))),
-            _ => Err(Failure::usage(format!(
-                "expected the {what} on a line of stdin"
-            ))),
+        let mut read = READ_LINES.lock().unwrap_or_else(PoisonError::into_inner);
+        while read.len() <= self.position {
+            let mut line = String::new();
+            match io::stdin().lock().read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => read.push(line.trim_end_matches(['\n', '\r']).to_owned()),
+                Err(error) => {
+                    return Err(Failure::usage(format!(
+                        "could not read the {what} from stdin: {error}"
+                    )));
+                }
+            }
         }
+        let line = read.get(self.position).cloned().unwrap_or_default();
+        self.position += 1;
+        if line.trim().is_empty() {
+            return Err(Failure::usage(format!(
+                "expected the {what} on a line of stdin"
+            )));
+        }
+        Ok(line)
     }
 }
 
