@@ -7,7 +7,10 @@
 
 #[path = "support/captured_logs.rs"]
 mod captured_logs;
+#[path = "support/eventually.rs"]
+mod eventually;
 #[path = "support/redis_server.rs"]
+#[macro_use]
 mod redis_server;
 
 use std::{
@@ -16,6 +19,7 @@ use std::{
 };
 
 use captured_logs::CapturedLogs;
+use eventually::until;
 use redis::AsyncCommands;
 use redis_server::RedisServer;
 use vipps_access_token::{
@@ -84,25 +88,6 @@ async fn saved() {
         vipps_access_token::store::settle(Duration::from_secs(5)).await,
         "background saves never finished"
     );
-}
-
-/// Waits for `condition`, checking often, for at most 10 s: a wait for an event, not a
-/// sleep for timing.
-async fn until<F: AsyncFnMut() -> bool>(mut condition: F) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "the condition never held");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-macro_rules! redis_or_skip {
-    ($name:literal) => {
-        match RedisServer::start($name) {
-            Some(server) => server,
-            None => return,
-        }
-    };
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

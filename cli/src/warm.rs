@@ -1,13 +1,18 @@
 //! A warm run: the token read at once from the file cache, with no runtime, no HTTP
 //! client and no provider, the common case of a script that asks for a token many times
 //! an hour. Anything but a fresh record in the file cache (a miss, `--env mock`, Redis,
-//! `--no-cache`, a setting in error) is `None`, and the command runs as usual: the
+//! `--no-cache`, a setting in error) is a miss, and the command runs as usual: the
 //! provider it builds reads the same record, fetches on a miss and reports what is wrong.
 
-use vipps_access_token::{AccessToken, RefreshPolicy, TokenSource};
+use vipps_access_token::{
+    AccessToken, ClientSecret, RefreshPolicy, StandardCredentials, TokenSource,
+};
 
 use crate::{
-    args::{CallerArgs, Env, LegacyArgs, Output, PartnerArgs, StandardArgs, StoreArgs, Target},
+    args::{
+        CallerArgs, Env, KeyArgs, LegacyArgs, Output, PartnerArgs, StandardArgs, StoreArgs,
+        SubscriptionKeyArgs, Target,
+    },
     keys, output, session, store,
 };
 
@@ -31,17 +36,11 @@ fn printed(token: Option<AccessToken>, form: Output) -> bool {
 }
 
 fn standard_token(args: &StandardArgs) -> Option<AccessToken> {
-    let credentials = keys::standard(&args.keys, &args.subscription_key, None).ok()?;
-    let secret = credentials.client_secret.clone();
-    let source = TokenSource::Standard(credentials);
-    cached(
-        &args.target,
-        &args.caller,
-        &args.store,
-        None,
-        source,
-        &secret,
-    )
+    let (source, secret) = standard_keys(&args.keys, &args.subscription_key, |credentials| {
+        TokenSource::Standard(credentials)
+    })?;
+    let (target, caller) = (&args.target, &args.caller);
+    cached(target, caller, &args.store, None, source, &secret)
 }
 
 /// Production unless told otherwise, as the command.
@@ -64,20 +63,27 @@ fn partner_token(args: &PartnerArgs) -> Option<AccessToken> {
 
 #[allow(deprecated)]
 fn legacy_token(args: &LegacyArgs) -> Option<AccessToken> {
-    let credentials = keys::standard(&args.keys, &args.subscription_key, None).ok()?;
+    let resource = args.resource.clone();
+    let (source, secret) = standard_keys(&args.keys, &args.subscription_key, |credentials| {
+        TokenSource::Legacy {
+            credentials,
+            resource,
+        }
+    })?;
+    let (target, caller) = (&args.target, &args.caller);
+    cached(target, caller, &args.store, None, source, &secret)
+}
+
+/// The standard keys as the command reads them, in the source `flow` makes of them, and
+/// their client secret, from which the file cache's sealing key derives.
+fn standard_keys(
+    keys: &KeyArgs,
+    subscription_key: &SubscriptionKeyArgs,
+    flow: impl FnOnce(StandardCredentials) -> TokenSource,
+) -> Option<(TokenSource, ClientSecret)> {
+    let credentials = keys::standard(keys, subscription_key, None).ok()?;
     let secret = credentials.client_secret.clone();
-    let source = TokenSource::Legacy {
-        credentials,
-        resource: args.resource.clone(),
-    };
-    cached(
-        &args.target,
-        &args.caller,
-        &args.store,
-        None,
-        source,
-        &secret,
-    )
+    Some((flow(credentials), secret))
 }
 
 /// The token the command's file cache holds for `source`, with the life left that the
@@ -88,7 +94,7 @@ fn cached(
     store_args: &StoreArgs,
     partner_token_path: Option<&str>,
     source: TokenSource,
-    secret: &vipps_access_token::ClientSecret,
+    secret: &ClientSecret,
 ) -> Option<AccessToken> {
     let env = target.env_or(Env::Test);
     let store = store::file_cache_quietly(store_args, env, secret)?;

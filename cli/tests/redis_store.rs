@@ -1,11 +1,15 @@
 //! The CLI with the Redis token store: processes that share one fetch, a lease holder
 //! killed mid-fetch, a refused sealing key, a dead store said on stderr, `doctor`.
 
+#[path = "../../tests/support/eventually.rs"]
+mod eventually;
 #[path = "../../tests/support/redis_server.rs"]
+#[macro_use]
 mod redis_server;
 
 use std::time::{Duration, Instant};
 
+use eventually::until;
 use redis::AsyncCommands;
 use redis_server::RedisServer;
 use vipps_access_token::mock::{
@@ -28,25 +32,6 @@ async fn record_names(server: &RedisServer) -> Vec<String> {
     names.retain(|name| !name.ends_with(":lease") && !name.ends_with(":failed"));
     names.sort();
     names
-}
-
-/// Waits for `condition`, checking often, for at most 10 s: a wait for an event, not a
-/// sleep for timing.
-async fn until<F: AsyncFnMut() -> bool>(mut condition: F) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "the condition never held");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-macro_rules! redis_or_skip {
-    ($name:literal) => {
-        match RedisServer::start($name) {
-            Some(server) => server,
-            None => return,
-        }
-    };
 }
 
 /// The CLI, with the documented example keys and a sealing key in the environment.

@@ -1,6 +1,10 @@
 //! `vipps-token spec diff`: its exit codes, formats and messages, run from the
 //! repository root on the spec diff crate's fixtures.
 
+#[path = "../../spec-diff/tests/support/ref_spec.rs"]
+mod ref_spec;
+use ref_spec::ref_spec;
+
 #[path = "../../tests/support/cli_binary.rs"]
 mod cli_binary;
 
@@ -15,16 +19,6 @@ const UPSTREAM_2_0_0: &str = "spec-diff/tests/upstream/access-token-v2.0.0.yaml"
 
 fn crate_path(relative: &str) -> PathBuf {
     PathBuf::from(ROOT).join(relative)
-}
-
-/// A spec whose one response refers to `schemas`.
-fn ref_spec(response: &str, schemas: &str) -> String {
-    format!(
-        "openapi: 3.0.0\ninfo: {{title: t, version: '1'}}\npaths:\n  /x:\n    get:\n      \
-         responses:\n        '200':\n          description: OK\n          content:\n            \
-         application/json:\n              schema:\n                {response}\ncomponents:\n  \
-         schemas:\n    {schemas}\n"
-    )
 }
 
 fn spec_diff(args: &[&str]) -> (Option<i32>, String, String) {

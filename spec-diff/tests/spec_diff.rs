@@ -2,6 +2,10 @@
 //! inputs that must fail cleanly (never a panic), and the drill against the upstream 2.0.0
 //! spec. (`vipps-token spec diff`'s exit codes are the CLI's tests.)
 
+#[path = "support/ref_spec.rs"]
+mod ref_spec;
+use ref_spec::ref_spec;
+
 // The library's test helpers (tests/support/): the example keys and clients pointed at
 // wiremock, for the one test here that makes a real request. Most of them go unused here.
 #[allow(dead_code)]
@@ -631,16 +635,6 @@ fn bad_inputs_are_errors_that_name_the_file() {
         assert!(message.starts_with(&file), "{name}: {message}");
         assert!(message.contains(reason), "{name}: {message}");
     }
-}
-
-/// A spec whose 200 response schema is `response` and whose components.schemas are `schemas`.
-fn ref_spec(response: &str, schemas: &str) -> String {
-    format!(
-        "openapi: 3.0.0\ninfo: {{title: t, version: '1'}}\npaths:\n  /x:\n    get:\n      \
-         responses:\n        '200':\n          description: OK\n          content:\n            \
-         application/json:\n              schema:\n                {response}\ncomponents:\n  \
-         schemas:\n    {schemas}\n"
-    )
 }
 
 /// YAML aliases that expand tenfold per level: 10^12 nodes if expanded.

@@ -11,6 +11,18 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+/// A server for the test `$name`, or a return from the test (skipped, saying why) when
+/// none is installed.
+#[allow(unused_macros)]
+macro_rules! redis_or_skip {
+    ($name:literal) => {
+        match RedisServer::start($name) {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
+
 /// A running server; killed when dropped.
 pub struct RedisServer {
     binary: String,
