@@ -23,7 +23,7 @@ mod example_keys;
 use example_keys::{CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_KEY};
 
 #[tokio::test]
-#[ignore = "live: set VIPPS_CONFORMANCE_BASE_URL and VIPPS_* keys (see conformance::ENV_HELP), then run `cargo test --features conformance --test live_conformance -- --ignored`"]
+#[ignore = "live: set VIPPS_CONFORMANCE_BASE_URL and VIPPS_* keys (see conformance::ENV_HELP), then run `cargo test --all-features --test live_conformance -- --ignored`"]
 async fn live_deployment_conforms() {
     let config = ConformanceConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
     let report = run(&config).await;

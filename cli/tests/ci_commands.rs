@@ -22,7 +22,7 @@ use vipps_access_token::mock::{
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// The live conformance command, as its guide gives it.
-const LIVE_COMMAND: &str = "cargo test --features conformance --test live_conformance -- --ignored";
+const LIVE_COMMAND: &str = "cargo test --all-features --test live_conformance -- --ignored";
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(ROOT).join(path)).expect(path)
