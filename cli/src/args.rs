@@ -47,13 +47,13 @@ pub enum Command {
 #[derive(Args)]
 pub struct StoreArgs {
     /// Share tokens through Redis or Valkey, fetched once for every process:
-    /// redis://[user:password@]host[:port][/db] (one server), rediss://... (TLS; a private
-    /// CA's PEM file in VIPPS_TOKEN_STORE_CA), redis+cluster://host:port,host:port (a
-    /// Cluster; rediss+cluster:// for TLS), redis+sentinel://host:port,host:port/SERVICE[/db]
-    /// (the master Sentinel names; rediss+sentinel:// for TLS). The sealing key is read from
-    /// VIPPS_TOKEN_STORE_KEY only (base64 of 32 bytes; never a flag, flags show in `ps`);
-    /// VIPPS_TOKEN_STORE_PREVIOUS_KEY is still read during a rotation. file:DIR: the file
-    /// cache in DIR instead.
+    /// `redis://[user:password@]host[:port][/db]` (one server), `rediss://...` (TLS; a
+    /// private CA's PEM file in VIPPS_TOKEN_STORE_CA), `redis+cluster://host:port,host:port`
+    /// (a Cluster; `rediss+cluster://` for TLS), `redis+sentinel://host:port,host:port/SERVICE[/db]`
+    /// (the master Sentinel names; `rediss+sentinel://` for TLS). The sealing key is read
+    /// from VIPPS_TOKEN_STORE_KEY only (base64 of 32 bytes; never a flag, flags show in
+    /// `ps`); VIPPS_TOKEN_STORE_PREVIOUS_KEY is still read during a rotation. `file:DIR`:
+    /// the file cache in DIR instead.
     #[arg(
         long,
         value_name = "URL",

@@ -526,6 +526,26 @@ async fn help_hides_environment_values() {
     assert!(run.stdout.contains("VIPPS_CLIENT_SECRET"), "{run:?}");
 }
 
+#[tokio::test]
+async fn token_commands_help_names_every_store_url_form() {
+    for subcommand in ["token", "partner-token", "legacy-token", "doctor"] {
+        let run = run(&[subcommand, "--help"], keys(), "").await;
+        assert_eq!(run.code, 0, "{run:?}");
+        for form in [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+            "file:DIR",
+            "VIPPS_TOKEN_STORE_CA",
+        ] {
+            assert!(run.stdout.contains(form), "{subcommand} --help: {form}");
+        }
+    }
+}
+
 /// `vipps-token mock` in the foreground, and what it printed up to its last line ("stop
 /// with ..."), after which its signal handlers are in place.
 async fn spawn_mock() -> (std::process::Child, Vec<String>) {
