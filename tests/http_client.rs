@@ -176,3 +176,62 @@ async fn a_redirect_from_the_token_endpoint_is_refused() {
         Some(2 * FLOWS.len())
     );
 }
+
+/// The crate's HTTP client is built at the first request (`Client::api`): clones of one
+/// `Client` racing that first request from threads of their own, each on a runtime of its
+/// own, all get a token; so does a later fetch once every one of those runtimes is gone.
+#[test]
+fn clones_racing_the_first_request_from_many_runtimes_all_get_a_token() {
+    const RACERS: usize = 8;
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the server's runtime");
+    let server = server_runtime.block_on(async {
+        let server = MockServer::start().await;
+        for flow in FLOWS {
+            Mock::given(matchers::path(flow_path(flow)))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(standard_token_body(TOKEN, "3600")),
+                )
+                .mount(&server)
+                .await;
+        }
+        server
+    });
+    let client = client(&server.uri(), Http::Crate);
+    let start = std::sync::Barrier::new(RACERS);
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (client, start) = (client.clone(), &start);
+                scope.spawn(move || {
+                    let runtime = if i % 2 == 0 {
+                        runtime()
+                    } else {
+                        tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(1)
+                            .enable_all()
+                            .build()
+                            .expect("a runtime")
+                    };
+                    start.wait();
+                    runtime.block_on(request_token(&client, FLOWS[i % FLOWS.len()]))
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().unwrap())
+            .collect()
+    });
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert!(outcome.is_ok(), "racer {i}: {outcome:?}");
+    }
+    // Every runtime that made a request is gone: the next one still gets its token.
+    let after = runtime().block_on(request_token(&client, Flow::Standard));
+    assert!(after.is_ok(), "{after:?}");
+    let requests = server_runtime.block_on(server.received_requests());
+    assert_eq!(requests.map(|r| r.len()), Some(RACERS + 1));
+}

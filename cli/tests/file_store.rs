@@ -1077,3 +1077,114 @@ async fn a_warm_run_never_serves_a_token_within_the_margin() {
         "a 20 s token is inside the 30 s margin"
     );
 }
+
+/// Keys read from stdin (`--client-secret-stdin`, `--subscription-key-stdin`) are read
+/// once: the warm read must not consume the lines the command then needs. Every token
+/// command, on a cold cache, on a warm one and with `--no-cache`.
+#[tokio::test]
+async fn keys_from_stdin_work_on_a_cold_cache_a_warm_one_and_without_one() {
+    use tokio::io::AsyncWriteExt as _;
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (subcommand, extra, stdin) in [
+        (
+            "token",
+            &["--client-secret-stdin", "--subscription-key-stdin"][..],
+            format!("{CLIENT_SECRET}\n{SUBSCRIPTION_KEY}\n"),
+        ),
+        (
+            "legacy-token",
+            &["--resource", "recurring", "--client-secret-stdin"][..],
+            format!("{CLIENT_SECRET}\n"),
+        ),
+        (
+            "partner-token",
+            &["--client-secret-stdin"][..],
+            format!("{CLIENT_SECRET}\n"),
+        ),
+    ] {
+        for (run, cache_flag) in [
+            ("cold", None),
+            ("warm", None),
+            ("no-cache", Some("--no-cache")),
+        ] {
+            let mut command = cli(&mock, cache.path(), subcommand);
+            command
+                .env_remove("VIPPS_CLIENT_SECRET")
+                .env_remove("VIPPS_PARTNER_CLIENT_SECRET")
+                .env_remove("VIPPS_SUBSCRIPTION_KEY")
+                .args(extra)
+                .args(cache_flag)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = command.spawn().unwrap();
+            let mut input = child.stdin.take().unwrap();
+            // The binary may exit without reading stdin.
+            let _ = input.write_all(stdin.as_bytes()).await;
+            drop(input);
+            let output = child.wait_with_output().await.unwrap();
+            if output.status.code() != Some(0) {
+                failures.push(format!(
+                    "{subcommand} {run}: exit {:?}: {}",
+                    output.status.code(),
+                    stderr_of(&output).trim_end()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A run refused for its input before anything is asked (a malformed MSN, a plain-http
+/// base URL to another machine, a base URL that is no URL) leaves the disk as it was: no
+/// cache directory created, at the default place or at `--store file:DIR`.
+#[tokio::test]
+async fn a_run_refused_for_its_input_creates_no_cache_directory() {
+    let mock = MockServer::start().await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let elsewhere = cache.path().join("elsewhere");
+    let store = format!("file:{}", elsewhere.display());
+    let mut failures = Vec::new();
+    let base_url = mock.base_url();
+    for (what, args) in [
+        (
+            "a malformed MSN",
+            &["--base-url", base_url, "--msn", "12"][..],
+        ),
+        (
+            "a malformed MSN, --store file:DIR",
+            &["--base-url", base_url, "--msn", "12", "--store", &store][..],
+        ),
+        (
+            "plain http elsewhere",
+            &["--base-url", "http://example.com"][..],
+        ),
+        ("no URL", &["--base-url", "not a url"][..]),
+        ("a query", &["--base-url", "https://example.com/?x=1"][..]),
+    ] {
+        let output = tokio::process::Command::new(BIN)
+            .env_clear()
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("VIPPS_CLIENT_ID", CLIENT_ID)
+            .env("VIPPS_CLIENT_SECRET", CLIENT_SECRET)
+            .env("VIPPS_SUBSCRIPTION_KEY", SUBSCRIPTION_KEY)
+            .arg("token")
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        if output.status.code() != Some(2) {
+            failures.push(format!("{what}: exit {:?}", output.status.code()));
+        }
+        for dir in [store_dir(cache.path()), elsewhere.clone()] {
+            if dir.exists() {
+                failures.push(format!("{what}: created {}", dir.display()));
+                let _ = fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(mock.request_count(), 0);
+}
