@@ -1095,8 +1095,13 @@ async fn keys_from_stdin_work_on_a_cold_cache_a_warm_one_and_without_one() {
         ),
         (
             "legacy-token",
-            &["--resource", "recurring", "--client-secret-stdin"][..],
-            format!("{CLIENT_SECRET}\n"),
+            &[
+                "--resource",
+                "recurring",
+                "--client-secret-stdin",
+                "--subscription-key-stdin",
+            ][..],
+            format!("{CLIENT_SECRET}\n{SUBSCRIPTION_KEY}\n"),
         ),
         (
             "partner-token",
