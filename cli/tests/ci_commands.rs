@@ -279,3 +279,21 @@ fn the_help_and_the_cli_readme_carry_the_same_exit_codes() {
         assert_eq!(words(in_help, 1), words(in_readme, 3), "exit code {code}");
     }
 }
+
+/// `.ci/msrv` checks the MSRV indirectly and gives the direct check for a machine with a
+/// toolchain manager: that command names the workspace's `rust-version`, not an old one.
+#[test]
+fn the_msrv_scripts_direct_check_names_rust_version() {
+    let manifest = read("Cargo.toml");
+    let version = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("rust-version = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    let script = read(".ci/msrv");
+    let direct = regex_free_find(&script, &["rustup toolchain install"]).expect("the direct check");
+    assert!(
+        direct.contains(&format!("install {version} ")) && direct.contains(&format!("+{version} ")),
+        "rust-version is {version}: {direct}"
+    );
+}
