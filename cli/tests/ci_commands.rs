@@ -297,3 +297,24 @@ fn the_msrv_scripts_direct_check_names_rust_version() {
         "rust-version is {version}: {direct}"
     );
 }
+
+/// `.ci/run` checks the library with no feature, then each feature alone, and each example
+/// with only its own features. With `default-members` naming every crate, a bare `cargo
+/// check` selects the CLI too, whose dependency turns on `mock`, `conformance` and `redis`
+/// in the library: every such check must name the library's package.
+#[test]
+fn the_feature_checks_in_ci_check_the_library_alone() {
+    let script = read(".ci/run");
+    let checks: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("cargo check") && line.contains("--no-default-features"))
+        .collect();
+    assert!(checks.len() >= 3, "the feature checks: {checks:?}");
+    for check in checks {
+        assert!(
+            check.contains("-p vipps-access-token "),
+            "checks more than the library: {check}"
+        );
+    }
+}
