@@ -235,3 +235,33 @@ fn clones_racing_the_first_request_from_many_runtimes_all_get_a_token() {
     let requests = server_runtime.block_on(server.received_requests());
     assert_eq!(requests.map(|r| r.len()), Some(RACERS + 1));
 }
+
+/// A caller's `reqwest::ClientBuilder` that cannot build (here: a TLS configuration of a
+/// type reqwest does not know) is refused by `ClientBuilder::build`, before any request,
+/// naming the setting; the crate's own HTTP client waits for the first request and builds.
+#[test]
+fn a_callers_builder_that_cannot_build_is_refused_by_build() {
+    let refused = ClientBuilder::with_base_url("https://apitest.vipps.no")
+        .http_client_builder(
+            http_client_builder()
+                .expect("TLS set up")
+                .tls_backend_preconfigured(7_u8),
+        )
+        .build()
+        .expect_err("an unknown TLS backend");
+    let Error::InvalidInput(input) = &refused else {
+        panic!("expected InvalidInput, got {refused:?}");
+    };
+    assert_eq!(input.field, "http_client", "{refused}");
+    let lazy = runtime().block_on(async {
+        let client = ClientBuilder::with_base_url("http://127.0.0.1:1")
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .expect("the crate's client is not built yet");
+        request_token(&client, Flow::Standard).await
+    });
+    assert!(
+        matches!(lazy, Err(Error::Transport(_))),
+        "built at the first request, which then fails to connect: {lazy:?}"
+    );
+}
