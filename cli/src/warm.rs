@@ -87,7 +87,8 @@ fn standard_keys(
 }
 
 /// The token the command's file cache holds for `source`, with the life left that the
-/// command's provider asks of a stored token.
+/// command's provider asks of a stored token. The client is built first: input the
+/// command refuses must not leave a cache directory behind.
 fn cached(
     target: &Target,
     caller: &CallerArgs,
@@ -96,10 +97,9 @@ fn cached(
     source: TokenSource,
     secret: &ClientSecret,
 ) -> Option<AccessToken> {
-    let env = target.env_or(Env::Test);
-    let store = store::file_cache_quietly(store_args, env, secret)?;
     let base_url = session::base_url(target)?;
     let client = session::client(base_url, target, caller, partner_token_path).ok()?;
+    let store = store::file_cache_quietly(store_args, target.env_or(Env::Test), secret)?;
     let margin = RefreshPolicy::default().expiry_margin;
     store.fresh_token(&client, &source, margin)
 }
