@@ -21,6 +21,10 @@ pub(crate) fn abs_diff(a: SystemTime, b: SystemTime) -> Duration {
         .unwrap_or_else(|earlier| earlier.duration())
 }
 
+/// The coarse clocks' worst-case lag behind the precise ones, with room to spare: what a
+/// token must have left beyond its margin, wherever that is judged (the cache, the store).
+pub(crate) const COARSE_TICK: Duration = Duration::from_millis(20);
+
 /// The wall clock's time since the Unix epoch (zero for a clock set before it), coarse:
 /// behind by at most a scheduler tick, and cheap enough for every cache hit. The provider
 /// reads it beside the monotonic clock because that one stops while the machine sleeps, and

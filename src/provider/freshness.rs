@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The coarse clocks' worst-case lag behind the precise ones, with room to spare.
-pub(crate) const COARSE_TICK: Duration = Duration::from_millis(20);
+use crate::time::COARSE_TICK;
 
 /// The furthest ahead the coarse monotonic deadline is set: its 32.32 fixed-point seconds
 /// overflow past about 136 years (which a token's `expires_in` could ask for). A token

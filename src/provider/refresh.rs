@@ -250,7 +250,7 @@ impl Usable {
             until: expiry.checked_sub(margin).unwrap_or(sent),
             until_wall: wall_expiry
                 .saturating_sub(margin)
-                .saturating_sub(super::freshness::COARSE_TICK),
+                .saturating_sub(crate::time::COARSE_TICK),
             margin,
         }
     }

@@ -134,8 +134,9 @@ impl FileTokenStore {
         }
     }
 
-    /// The token this cache holds for `client` and `source` with more than `margin` of
-    /// life left, read at once on this thread: no runtime, no HTTP client, no lease.
+    /// The token this cache holds for `client` and `source` with more than `margin` (and
+    /// the coarse clocks' tick, 20 ms) of life left, read at once on this thread: no
+    /// runtime, no HTTP client, no lease.
     ///
     /// For a short-lived process (a CLI run, a cron job) that skips building a
     /// [`TokenProvider`](crate::TokenProvider) when the cache can answer: a provider given

@@ -19,7 +19,7 @@
 //! key-value store with atomic "set if absent" and "delete if equal".
 
 // A plain comment, as the docs above are `vipps_access_token::store`'s public ones:
-// May import: client, credentials, error, flow, sync, wire.
+// May import: client, credentials, error, flow, sync, time, wire.
 
 mod background;
 mod failure;

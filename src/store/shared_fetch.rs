@@ -14,7 +14,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::{client::Client, error::Error, wire::token::AccessToken};
+use crate::{client::Client, error::Error, time::COARSE_TICK, wire::token::AccessToken};
 
 use super::{
     StoreConfig, StoreError, TokenIdentity, TokenKeys, TokenStore, background, degraded, failure,
@@ -373,7 +373,7 @@ impl Freshness {
         let life_left = expires_at
             .duration_since(SystemTime::now())
             .unwrap_or_default();
-        life_left > self.margin && self.older_than.is_none_or(|held| expires_at > held)
+        life_left > self.margin_and_tick() && self.older_than.is_none_or(|held| expires_at > held)
     }
 
     /// The life a record must have left to be served, for the store to judge by its TTL.
@@ -382,7 +382,14 @@ impl Freshness {
             .older_than
             .and_then(|held| held.duration_since(SystemTime::now()).ok())
             .unwrap_or_default();
-        self.margin.max(beyond_held)
+        self.margin_and_tick().max(beyond_held)
+    }
+
+    /// The margin, and the coarse clocks' tick that the provider's handout check adds to
+    /// it: a record judged fresh here is one the provider hands out, never one it refuses
+    /// as arrived late.
+    fn margin_and_tick(self) -> Duration {
+        self.margin.saturating_add(COARSE_TICK)
     }
 }
 
