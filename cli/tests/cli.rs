@@ -338,7 +338,6 @@ async fn env_mock_needs_no_keys() {
 /// proxy set for the machine (`HTTP_PROXY`, as on many CI runners and company laptops) must
 /// not stand between the process and itself; here it is a port nothing listens on.
 #[tokio::test]
-#[ignore = "finding: with HTTP_PROXY set, requests to the in-process mock on 127.0.0.1 go to the proxy: exit 5"]
 async fn env_mock_is_not_sent_through_a_proxy() {
     let proxy = format!("http://127.0.0.1:{}", closed_port());
     for args in [

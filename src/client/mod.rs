@@ -97,7 +97,13 @@ impl Client {
         if let Some(api) = self.api.get() {
             return Ok(api);
         }
-        let http = token_http_client(http::http_client_builder()?, self.timeouts)?;
+        let mut builder = http::http_client_builder()?;
+        if url::Url::parse(&self.base_url).is_ok_and(|url| is_loopback(&url)) {
+            // A proxy for the machine (`HTTP_PROXY`) must not stand between a process and
+            // a server on itself: a mock, a local gateway.
+            builder = builder.no_proxy();
+        }
+        let http = token_http_client(builder, self.timeouts)?;
         Ok(self
             .api
             .get_or_init(|| generated::Client::new_with_client(&self.base_url, http)))
