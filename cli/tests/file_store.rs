@@ -357,7 +357,6 @@ async fn corrupt_truncated_and_foreign_files_are_misses_with_a_warning_then_repl
 /// warning"): the warm read is quiet, and the command's look at the store says it once,
 /// not once for its look and again for its look after taking the lease.
 #[tokio::test]
-#[ignore = "finding: a file the store finds corrupt (empty, garbage) is warned about twice per run: TokenStore::read_or_lease's default reads it before and after the lease, each through record_or_miss"]
 async fn a_damaged_file_is_warned_about_once_per_run() {
     let mock = MockServer::start().await.unwrap();
     let cache = tempfile::tempdir().unwrap();

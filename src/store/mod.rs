@@ -154,7 +154,11 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
                 // the lease between our look and our lease. Look again, or we would fetch
                 // twice.
                 for (record, name) in records.iter_mut().zip(&keys.records) {
-                    *record = record_or_miss(self.get(name).await)?;
+                    // Quietly: a file found corrupt was warned about on the first look.
+                    *record = match self.get(name).await {
+                        Err(StoreError::Corrupt(_) | StoreError::Foreign(_)) => None,
+                        read => read?,
+                    };
                 }
                 failed = self.get(&keys.failure).await?;
                 if failed.is_some() {
