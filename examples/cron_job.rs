@@ -38,7 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
         println!(
             "run {run}: got a token valid for {} s more; token requests so far: {}",
-            token.expires_in().as_secs(),
+            token
+                .expires_at()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .as_secs(),
             token_api.request_count()
         );
     }
