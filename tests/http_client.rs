@@ -87,15 +87,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// A runtime of its own for the test's server, always running, whatever the client's
+/// runtimes do.
+fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the server's runtime")
+}
+
 /// A fetch on one runtime, then on another while the first is alive but idle (its
 /// `block_on` returned): the second must not wait on a connection the idle runtime drives.
 fn a_second_runtime_fetches_while_the_first_idles(http: Http) {
     // The server runs on a runtime of its own, always running.
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("the server's runtime");
+    let server_runtime = server_runtime();
     let server = server_runtime.block_on(async {
         let server = MockServer::start().await;
         Mock::given(matchers::path("/accesstoken/get"))
@@ -183,11 +189,7 @@ async fn a_redirect_from_the_token_endpoint_is_refused() {
 #[test]
 fn clones_racing_the_first_request_from_many_runtimes_all_get_a_token() {
     const RACERS: usize = 8;
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("the server's runtime");
+    let server_runtime = server_runtime();
     let server = server_runtime.block_on(async {
         let server = MockServer::start().await;
         for flow in FLOWS {
