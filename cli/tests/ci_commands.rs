@@ -310,7 +310,8 @@ fn the_feature_checks_in_ci_check_the_library_alone() {
         .map(str::trim)
         .filter(|line| line.starts_with("cargo check") && line.contains("--no-default-features"))
         .collect();
-    assert!(checks.len() >= 3, "the feature checks: {checks:?}");
+    // The check with no feature, and the loop over each feature alone.
+    assert!(checks.len() >= 2, "the feature checks: {checks:?}");
     for check in checks {
         assert!(
             check.contains("-p vipps-access-token "),
