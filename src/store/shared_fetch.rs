@@ -404,25 +404,23 @@ pub(crate) fn fresh_at_once(
     read: impl Fn(&str) -> Result<Option<Vec<u8>>, StoreError>,
 ) -> Option<AccessToken> {
     let keys = identity.keys(config);
+    // Read up to the first record found, as the provider's lookup uses no other.
+    let mut records = Vec::with_capacity(keys.records.len());
     for name in &keys.records {
-        let Some(sealed) = read(name).ok()? else {
-            continue;
-        };
-        let record = config
-            .keys
-            .open(name, &sealed)
-            .and_then(|plain| TokenRecord::from_bytes(&plain))
-            .ok()?;
-        let freshness = Freshness {
-            margin,
-            older_than: None,
-        };
-        return freshness
-            .accepts(&record)
-            .then(|| record.into_token(&identity.source, &identity.client).ok())
-            .flatten();
+        let record = read(name).ok()?;
+        let found = record.is_some();
+        records.push(record);
+        if found {
+            break;
+        }
     }
-    None
+    let freshness = Freshness {
+        margin,
+        older_than: None,
+    };
+    open_first(config, identity, &keys, &records, freshness)
+        .ok()
+        .flatten()
 }
 
 /// The token in the first record found (current key first), if fresh. A corrupt or
@@ -436,26 +434,7 @@ fn open_fresh(
     freshness: Freshness,
     warned: &mut bool,
 ) -> Option<AccessToken> {
-    let config = store.config();
-    let (name, sealed) = keys
-        .records
-        .iter()
-        .zip(records)
-        .find_map(|(name, sealed)| Some((name, sealed.as_ref()?)))?;
-    let opened = config
-        .keys
-        .open(name, sealed)
-        .and_then(|plain| TokenRecord::from_bytes(&plain))
-        .and_then(|record| {
-            if freshness.accepts(&record) {
-                record
-                    .into_token(&identity.source, &identity.client)
-                    .map(Some)
-            } else {
-                Ok(None)
-            }
-        });
-    match opened {
+    match open_first(store.config(), identity, keys, records, freshness) {
         Ok(token) => token,
         Err(error) => {
             if !std::mem::replace(warned, true) {
@@ -464,6 +443,32 @@ fn open_fresh(
             None
         }
     }
+}
+
+/// The first record found (current key first), opened: its token if `freshness` accepts
+/// it, `None` when there is no record or it is too old, the error when it does not open.
+fn open_first(
+    config: &StoreConfig,
+    identity: &TokenIdentity,
+    keys: &TokenKeys,
+    records: &[Option<Vec<u8>>],
+    freshness: Freshness,
+) -> Result<Option<AccessToken>, StoreError> {
+    let Some((name, sealed)) = keys
+        .records
+        .iter()
+        .zip(records)
+        .find_map(|(name, sealed)| Some((name, sealed.as_ref()?)))
+    else {
+        return Ok(None);
+    };
+    let record = TokenRecord::from_bytes(&config.keys.open(name, sealed)?)?;
+    if !freshness.accepts(&record) {
+        return Ok(None);
+    }
+    record
+        .into_token(&identity.source, &identity.client)
+        .map(Some)
 }
 
 /// One store operation, bounded by the store's own timeout, once the store is connected
