@@ -20,7 +20,7 @@ const SPEC: &str = "openapi/access-token.yaml";
 const REPLACEMENTS: &[(&str, &str)] = &[
     (
         "AuthorizationTokenResponse",
-        "crate::wire::response::StandardTokenResponse",
+        "crate::wire::answer::StandardTokenAnswer",
     ),
     (
         "TokenResponse",

@@ -31,6 +31,9 @@ pub mod guide;
 // The Access Token API on loopback (feature `mock`).
 #[cfg(feature = "mock")]
 pub mod mock;
+// A token broker for clients in any language (feature `broker`).
+#[cfg(feature = "broker")]
+pub mod broker;
 // Live conformance checks against a deployment (feature `conformance`).
 #[cfg(feature = "conformance")]
 pub mod conformance;

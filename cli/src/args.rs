@@ -27,6 +27,10 @@ pub enum Command {
     Decode(DecodeArgs),
     /// Run the mock Access Token API in the foreground until Ctrl-C.
     Mock(MockArgs),
+    /// Broker tokens for clients in any language: answer the four token endpoints as the
+    /// API does, one cached token per set of keys, until SIGTERM or Ctrl-C. The first line
+    /// on stdout is the base URL served.
+    Serve(ServeArgs),
     /// Check a deployment against the documented request and response shapes, for each
     /// flow whose keys are given, and print a table; exit 6 when the server deviates, 5
     /// when it could not answer.
@@ -390,6 +394,51 @@ pub struct MockArgs {
     /// Issue 24-hour production tokens instead of 1-hour test tokens.
     #[arg(long)]
     pub production: bool,
+}
+
+/// `serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where to listen (default 127.0.0.1:8479; port 0 picks a free one). An address
+    /// beyond loopback needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8479")]
+    pub addr: SocketAddr,
+    /// The environment tokens are fetched from.
+    #[arg(long, value_enum, default_value_t = UpstreamEnv::Test)]
+    pub env: UpstreamEnv,
+    /// A base URL to fetch tokens from instead of the environment's: https, or http on
+    /// this machine (a mock).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The certificate chain to serve with TLS (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections served at once; more wait in the listen queue.
+    #[arg(long, value_name = "N", default_value = "1024")]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (or stay idle between them).
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Seconds one upstream token request may take, retries included.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub upstream_timeout: Duration,
+    /// Sets of keys to keep a token for; past it, the one asked for longest ago goes.
+    #[arg(long, value_name = "N", default_value = "1024")]
+    pub max_keys: usize,
+}
+
+/// An environment `serve` fetches from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamEnv {
+    /// The test environment, apitest.vipps.no.
+    Test,
+    /// Production, api.vipps.no.
+    Production,
 }
 
 /// `cache` subcommands.

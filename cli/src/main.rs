@@ -7,6 +7,7 @@
 //! vipps-token partner-token --env production --output json
 //! vipps-token token --output header | vipps-token decode
 //! vipps-token mock --addr 127.0.0.1:8080
+//! vipps-token serve --env production                 # a token broker for any language
 //! vipps-token conformance --env mock                # the documented checks, as a table
 //! VIPPS_TOKEN_STORE_KEY=... vipps-token token --store redis://127.0.0.1:6379  # shared
 //! vipps-token doctor --env mock                     # preflight: ok/warn/fail lines
@@ -25,6 +26,7 @@ mod keys;
 mod mock;
 mod output;
 mod progress;
+mod serve;
 mod session;
 mod spec;
 mod store;
@@ -76,6 +78,9 @@ fn run(command: Command) -> Result<(), Failure> {
         // The mock serves on every core; everything else makes one request at a time.
         Command::Mock(args) => {
             runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(mock::run(args))
+        }
+        Command::Serve(args) => {
+            runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(serve::run(args))
         }
         Command::Conformance(args) => one_thread()?.block_on(conformance::run(args)),
         Command::Doctor(args) => one_thread()?.block_on(doctor::run(args)),

@@ -59,7 +59,7 @@ pub async fn run(args: MockArgs) -> Result<(), Failure> {
 /// Ctrl-C (SIGINT) or SIGTERM, as a container runtime sends to stop: both stop the mock
 /// cleanly, with exit 0. Listening starts when this is called (before the mock says it is
 /// ready), so a signal sent right after that is never missed.
-fn stop_signal() -> Result<impl Future<Output = ()>, Failure> {
+pub fn stop_signal() -> Result<impl Future<Output = ()>, Failure> {
     let failed =
         |e: std::io::Error| Failure::new(USAGE, format!("could not wait for a stop signal: {e}"));
     #[cfg(unix)]

@@ -94,7 +94,7 @@ pub fn client(
     caller: &CallerArgs,
     partner_token_path: Option<&str>,
 ) -> Result<Client, Failure> {
-    refuse_plain_http(&base_url)?;
+    refuse_plain_http(&base_url, "--base-url")?;
     let mut builder = ClientBuilder::with_base_url(base_url)
         .timeout(target.timeout)
         .system_headers(SystemHeaders {
@@ -119,7 +119,7 @@ pub fn client(
 
 /// `--base-url` over plain http to another machine: refused in the CLI's own words (the
 /// library's error names a builder setting the CLI does not offer).
-fn refuse_plain_http(base_url: &str) -> Result<(), Failure> {
+pub fn refuse_plain_http(base_url: &str, flag: &str) -> Result<(), Failure> {
     let Ok(url) = url::Url::parse(base_url) else {
         return Ok(()); // the client's checks say what is wrong with it
     };
@@ -130,10 +130,10 @@ fn refuse_plain_http(base_url: &str) -> Result<(), Failure> {
         None => true,
     };
     if url.scheme() == "http" && !loopback {
-        return Err(Failure::usage(
-            "--base-url must use https: the credentials travel in headers. Plain http is \
-             accepted on this machine only (127.0.0.1, ::1, localhost), for a local mock",
-        ));
+        return Err(Failure::usage(format!(
+            "{flag} must use https: the credentials travel in headers. Plain http is \
+             accepted on this machine only (127.0.0.1, ::1, localhost), for a local mock"
+        )));
     }
     Ok(())
 }

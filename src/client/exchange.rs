@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::{
-    error::{ApiError, Error, redact::redact},
+    error::{ApiError, Error, answer::UpstreamAnswer, redact::redact},
     flow::Flow,
     wire::{
         body::{LimitedResponse, MAX_RESPONSE_BYTES, is_limit_error, read_limited},
@@ -12,13 +12,19 @@ use crate::{
     },
 };
 
+/// A token body read from a 200 answer, with the answer as it was sent.
+pub(crate) struct Answered<T> {
+    pub(crate) body: T,
+    pub(crate) answer: UpstreamAnswer,
+}
+
 /// Sends a hand-built request and reads a token body of type `T` from a 200 answer.
 /// `secrets` are the credentials sent, hidden from anything an error keeps of the body.
 pub(crate) async fn send<T: DeserializeOwned>(
     flow: Flow,
     request: reqwest::RequestBuilder,
     secrets: &[&str],
-) -> Result<T, Error> {
+) -> Result<Answered<T>, Error> {
     let response = request.send().await.map_err(Error::transport)?;
     read(flow, response, secrets).await
 }
@@ -28,16 +34,23 @@ pub(crate) async fn read<T: DeserializeOwned>(
     flow: Flow,
     response: reqwest::Response,
     secrets: &[&str],
-) -> Result<T, Error> {
+) -> Result<Answered<T>, Error> {
     let LimitedResponse {
         status,
         retry_after,
+        content_type,
         body,
     } = read_limited(response).await?;
+    let answer = UpstreamAnswer::new(status, content_type.as_deref(), &body);
     if status != 200 {
-        return Err(api_error(flow, status, retry_after, &body, secrets));
+        return Err(api_error(flow, retry_after, answer, secrets));
     }
-    parse_token_body(&body).map_err(|failure| failure.into_error(status, &body, secrets))
+    let parsed =
+        parse_token_body(&body).map_err(|failure| failure.into_error(status, &body, secrets))?;
+    Ok(Answered {
+        body: parsed,
+        answer,
+    })
 }
 
 /// Maps the generated binding's error onto ours. Non-200 answers arrive as
@@ -49,7 +62,9 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
 ) -> Result<T, Error> {
     use progenitor_client::Error as Generated;
     match error {
-        Generated::UnexpectedResponse(response) => read(flow, response, secrets).await,
+        Generated::UnexpectedResponse(response) => read(flow, response, secrets)
+            .await
+            .map(|answered| answered.body),
         Generated::InvalidResponsePayload(body, _) => {
             // Parse again through our parser so the error names the field.
             parse_token_body::<T>(&body).map_err(|failure| failure.into_error(200, &body, secrets))
@@ -62,7 +77,8 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
         | Generated::ResponseBodyError(e)
         | Generated::InvalidUpgrade(e) => Err(Error::transport(e)),
         Generated::ErrorResponse(value) => {
-            Err(api_error(flow, value.status().as_u16(), None, &[], secrets))
+            let answer = UpstreamAnswer::new(value.status().as_u16(), None, &[]);
+            Err(api_error(flow, None, answer, secrets))
         }
         Generated::InvalidRequest(reason) | Generated::Custom(reason) => {
             Err(Error::invalid_input("request", redact(&reason, secrets)))
@@ -70,19 +86,14 @@ pub(crate) async fn from_generated<T: DeserializeOwned>(
     }
 }
 
-/// A non-200 answer as [`Error::Api`], its body parsed and the secrets sent hidden in it.
+/// A non-200 answer as [`Error::Api`], its body parsed and the secrets sent hidden in it;
+/// the answer as sent rides along, never shown, for the token broker to pass on.
 fn api_error(
     flow: Flow,
-    status: u16,
     retry_after: Option<std::time::Duration>,
-    body: &[u8],
+    answer: UpstreamAnswer,
     secrets: &[&str],
 ) -> Error {
-    Error::Api(Box::new(ApiError::new(
-        flow,
-        status,
-        retry_after,
-        body,
-        secrets,
-    )))
+    let error = ApiError::new(flow, answer.status(), retry_after, answer.body(), secrets);
+    Error::Api(Box::new(error.with_answer(answer)))
 }

@@ -127,13 +127,15 @@ impl Client {
                 resource: resource.as_str(),
             });
         let sent_at = SentAt::now();
-        let body: StandardTokenResponse = exchange::send(Flow::Legacy, request, &secrets).await?;
-        AccessToken::from_standard(
-            body,
+        let answered: exchange::Answered<StandardTokenResponse> =
+            exchange::send(Flow::Legacy, request, &secrets).await?;
+        let token = AccessToken::from_standard(
+            answered.body,
             Flow::Legacy,
             sent_at,
             &credentials.subscription_key,
             &self.caller,
-        )
+        )?;
+        Ok(token.with_answer(Some(answered.answer)))
     }
 }

@@ -91,6 +91,26 @@ impl Client {
         Ok(client)
     }
 
+    /// The same client (and HTTP client) sending `caller`'s headers, and partner requests
+    /// to `partner_token_path`: the token broker's client for one caller. The headers are
+    /// checked as [`ClientBuilder::build`] checks them.
+    #[cfg(feature = "broker")]
+    pub(crate) fn for_caller(
+        &self,
+        partner_token_path: &str,
+        system: SystemHeaders,
+        msn: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut client = self.clone();
+        client.partner_token_path = partner_token_path.to_owned();
+        client.caller.system = system;
+        client.caller.merchant_serial_number = msn.map(MerchantSerialNumber::new).transpose()?;
+        client
+            .caller
+            .insert_into(&mut reqwest::header::HeaderMap::new())?;
+        Ok(client)
+    }
+
     /// The generated client, building the HTTP client under it at the first call. Two
     /// callers racing may both build one; the first stored is kept.
     pub(crate) fn api(&self) -> Result<&generated::Client, Error> {

@@ -87,8 +87,10 @@ impl Client {
             .headers(headers)
             .body(form);
         let sent_at = SentAt::now();
-        let body: PartnerTokenResponse = exchange::send(Flow::Partner, request, &secrets).await?;
-        AccessToken::from_partner(body, sent_at, &self.caller)
+        let answered: exchange::Answered<PartnerTokenResponse> =
+            exchange::send(Flow::Partner, request, &secrets).await?;
+        let token = AccessToken::from_partner(answered.body, sent_at, &self.caller)?;
+        Ok(token.with_answer(Some(answered.answer)))
     }
 }
 

@@ -3,9 +3,11 @@
 use super::{Client, exchange};
 use crate::{
     credentials::StandardCredentials,
-    error::Error,
+    error::{Error, answer::UpstreamAnswer},
     flow::Flow,
     wire::{
+        answer::StandardTokenAnswer,
+        body::content_type,
         headers::header_value,
         response::StandardTokenResponse,
         token::{AccessToken, SentAt},
@@ -77,16 +79,27 @@ impl Client {
         }
 
         let sent_at = SentAt::now();
-        let body: StandardTokenResponse = match call.send().await {
-            Ok(value) => value.into_inner(),
-            Err(error) => exchange::from_generated(Flow::Standard, error, &secrets).await?,
+        let (body, answer) = match call.send().await {
+            Ok(value) => {
+                let content_type = content_type(value.headers());
+                let StandardTokenAnswer { parsed, raw } = value.into_inner();
+                let answer =
+                    UpstreamAnswer::new(200, content_type.as_deref(), raw.get().as_bytes());
+                (parsed, Some(answer))
+            }
+            Err(error) => {
+                let body: StandardTokenResponse =
+                    exchange::from_generated(Flow::Standard, error, &secrets).await?;
+                (body, None)
+            }
         };
-        AccessToken::from_standard(
+        let token = AccessToken::from_standard(
             body,
             Flow::Standard,
             sent_at,
             &credentials.subscription_key,
             &self.caller,
-        )
+        )?;
+        Ok(token.with_answer(answer))
     }
 }

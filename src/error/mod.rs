@@ -9,6 +9,7 @@
 //! Each message says what went wrong and what to do about it. No message holds a
 //! secret: credentials are never echoed, and bodies are shown as short redacted excerpts.
 
+pub(crate) mod answer;
 pub(crate) mod body;
 mod hint;
 pub(crate) mod redact;
@@ -16,6 +17,7 @@ pub(crate) mod redact;
 use std::{fmt, sync::Arc, time::Duration};
 
 use crate::flow::Flow;
+use answer::UpstreamAnswer;
 use body::ErrorBody;
 
 /// Everything that can go wrong when asking for a token.
@@ -261,6 +263,8 @@ pub struct ApiError {
     status: u16,
     body: ErrorBody,
     retry_after: Option<Duration>,
+    /// The answer as sent, for the token broker; `Debug` shows only its length.
+    answer: Option<UpstreamAnswer>,
 }
 
 impl ApiError {
@@ -282,7 +286,20 @@ impl ApiError {
             status,
             body,
             retry_after,
+            answer: None,
         }
+    }
+
+    /// The same error, keeping the answer as sent (never shown).
+    pub(crate) fn with_answer(mut self, answer: UpstreamAnswer) -> Self {
+        self.answer = Some(answer);
+        self
+    }
+
+    /// The answer as sent, if this error came from one.
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
+    pub(crate) fn answer(&self) -> Option<&UpstreamAnswer> {
+        self.answer.as_ref()
     }
 
     /// How long the server asked to wait before trying again (`Retry-After`), if it did.

@@ -51,7 +51,7 @@ fn azure_ad(status: StatusCode, error: &'static str, code: u64, text: &str) -> R
 }
 
 /// 400: a required parameter (`client_id`, `resource`, ...) is missing.
-pub(super) fn missing_parameter(name: &str) -> Response {
+pub(crate) fn missing_parameter(name: &str) -> Response {
     azure_ad(
         StatusCode::BAD_REQUEST,
         "invalid_request",
@@ -61,7 +61,7 @@ pub(super) fn missing_parameter(name: &str) -> Response {
 }
 
 /// 400: the body is not what the endpoint reads.
-pub(super) fn malformed_body(expected: &str) -> Response {
+pub(crate) fn malformed_body(expected: &str) -> Response {
     azure_ad(
         StatusCode::BAD_REQUEST,
         "invalid_request",
@@ -87,7 +87,7 @@ pub(super) fn unknown_client(client_id: &str) -> Response {
 }
 
 /// 401: no `client_secret` (AADSTS7000216).
-pub(super) fn missing_secret() -> Response {
+pub(crate) fn missing_secret() -> Response {
     azure_ad(
         StatusCode::UNAUTHORIZED,
         "invalid_client",

@@ -6,7 +6,7 @@ use crate::wire::paths::{
 
 /// A path the mock serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Endpoint {
+pub(crate) enum Endpoint {
     Standard,
     Partner,
     RenamedPartner,
@@ -14,14 +14,14 @@ pub(super) enum Endpoint {
 }
 
 impl Endpoint {
-    pub(super) const ALL: [Self; 4] = [
+    pub(crate) const ALL: [Self; 4] = [
         Self::Standard,
         Self::Partner,
         Self::RenamedPartner,
         Self::Legacy,
     ];
 
-    pub(super) fn path(self) -> &'static str {
+    pub(crate) fn path(self) -> &'static str {
         match self {
             Self::Standard => STANDARD_TOKEN_PATH,
             Self::Partner => PARTNER_TOKEN_PATH,

@@ -38,11 +38,7 @@ fn gateway(status: StatusCode, message: &'static str) -> Response {
 /// The gateway's refusal when the request lacks the right subscription key.
 pub(super) fn refusal(keys: &Keys, headers: &HeaderMap) -> Option<Response> {
     match header(headers, SUBSCRIPTION_KEY_HEADER) {
-        None => Some(gateway(
-            StatusCode::UNAUTHORIZED,
-            "Access denied due to missing subscription key. Make sure to include subscription \
-             key when making requests to an API.",
-        )),
+        None => Some(missing_subscription_key()),
         Some(key) if keys_match(&key, keys.subscription_key.expose_secret()) => None,
         Some(_) => Some(gateway(
             StatusCode::UNAUTHORIZED,
@@ -52,7 +48,16 @@ pub(super) fn refusal(keys: &Keys, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// The gateway's 401 for a request without a subscription key.
+pub(crate) fn missing_subscription_key() -> Response {
+    gateway(
+        StatusCode::UNAUTHORIZED,
+        "Access denied due to missing subscription key. Make sure to include subscription \
+         key when making requests to an API.",
+    )
+}
+
 /// The answer for a path nothing serves.
-pub(super) fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     gateway(StatusCode::NOT_FOUND, "Resource not found")
 }

@@ -57,6 +57,18 @@ mod standard;
 mod state;
 mod tokens;
 
+/// The real API's answers to requests it refuses before looking at the keys, which the
+/// token broker sends as the mock does.
+#[cfg(feature = "broker")]
+pub(crate) mod answers {
+    pub(crate) use super::{
+        azure::{malformed_body, missing_parameter, missing_secret},
+        endpoint::Endpoint,
+        gateway::{missing_subscription_key, not_found},
+        oauth::{bad_request, invalid_client},
+    };
+}
+
 pub use crate::wire::paths::STANDARD_TOKEN_PATH;
 pub use config::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_KEY, MockServerBuilder,

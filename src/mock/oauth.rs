@@ -16,7 +16,7 @@ struct OAuthBody {
 }
 
 /// 400 with `error` and `description`.
-pub(super) fn bad_request(error: &'static str, description: &'static str) -> Response {
+pub(crate) fn bad_request(error: &'static str, description: &'static str) -> Response {
     no_store(json(
         StatusCode::BAD_REQUEST,
         &OAuthBody {
@@ -27,7 +27,7 @@ pub(super) fn bad_request(error: &'static str, description: &'static str) -> Res
 }
 
 /// 401 `invalid_client`, with the `WWW-Authenticate` challenge RFC 6749 asks for.
-pub(super) fn invalid_client(description: &'static str) -> Response {
+pub(crate) fn invalid_client(description: &'static str) -> Response {
     let mut response = no_store(json(
         StatusCode::UNAUTHORIZED,
         &OAuthBody {

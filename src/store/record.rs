@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     client::{Client, source::TokenSource},
     credentials::TokenSecret,
+    error::answer::UpstreamAnswer,
     flow::Flow,
     wire::{
         response::{PartnerTokenResponse, StandardTokenResponse},
@@ -32,6 +33,17 @@ pub(crate) struct TokenRecord {
     expires_on: Option<u64>,
     not_before: Option<u64>,
     resource: Option<String>,
+    /// The body the token came in, as sent, and its content type: the token broker
+    /// answers with it. Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    answer: Option<StoredAnswer>,
+}
+
+/// A token's answer as sent. A token body is JSON, so it is text.
+#[derive(Serialize, Deserialize)]
+struct StoredAnswer {
+    content_type: Option<String>,
+    body: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +75,12 @@ impl TokenRecord {
             expires_on: token.server_expires_on().map(|t| unix_millis(t) / 1000),
             not_before: token.server_not_before().map(|t| unix_millis(t) / 1000),
             resource: token.resource().map(str::to_owned),
+            answer: token.answer().and_then(|answer| {
+                Some(StoredAnswer {
+                    content_type: answer.content_type().map(str::to_owned),
+                    body: String::from_utf8(answer.body().to_vec()).ok()?,
+                })
+            }),
         }
     }
 
@@ -105,6 +123,9 @@ impl TokenRecord {
             .ok_or_else(|| {
                 StoreError::Foreign("the record is older than this host's uptime".to_owned())
             })?;
+        let answer = self.answer.as_ref().map(|answer| {
+            UpstreamAnswer::new(200, answer.content_type.as_deref(), answer.body.as_bytes())
+        });
         let secret = TokenSecret::new(self.access_token);
         let caller = &client.caller;
         let rebuilt = match (self.flow, source) {
@@ -157,7 +178,7 @@ impl TokenRecord {
                 ));
             }
         };
-        rebuilt.map_err(|_| {
+        rebuilt.map(|token| token.with_answer(answer)).map_err(|_| {
             StoreError::Corrupt("the record does not describe a usable token".to_owned())
         })
     }

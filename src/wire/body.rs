@@ -15,6 +15,7 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 pub(crate) struct LimitedResponse {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<Duration>,
+    pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -32,10 +33,12 @@ pub(crate) async fn read_limited(response: reqwest::Response) -> Result<LimitedR
         return Err(too_large());
     }
     let retry_after = retry_after(response.headers());
+    let content_type = content_type(response.headers());
     match limit_body(response).bytes().await {
         Ok(body) => Ok(LimitedResponse {
             status,
             retry_after,
+            content_type,
             body: body.to_vec(),
         }),
         Err(error) if is_limit_error(&error) => Err(too_large()),
@@ -73,6 +76,12 @@ pub(crate) fn is_limit_error(error: &(dyn std::error::Error + 'static)) -> bool 
         source = error.source();
     }
     false
+}
+
+/// `Content-Type` as sent, if it is text.
+pub(crate) fn content_type(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get(reqwest::header::CONTENT_TYPE)?;
+    value.to_str().ok().map(str::to_owned)
 }
 
 /// `Retry-After` as seconds or as an HTTP date.

@@ -7,6 +7,7 @@
 //!
 //! May import: credentials, error, flow, integer_or_digits, time.
 
+pub(crate) mod answer;
 pub(crate) mod body;
 pub(crate) mod generated;
 pub(crate) mod headers;

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     credentials::{SubscriptionKey, TokenSecret},
-    error::{Error, redact::hide_token_like},
+    error::{Error, answer::UpstreamAnswer, redact::hide_token_like},
     flow::Flow,
 };
 
@@ -54,6 +54,9 @@ pub struct AccessToken {
     server_not_before: Option<SystemTime>,
     resource: Option<String>,
     call_headers: HeaderMap,
+    /// The body the token came in, as sent, when it is known: the token broker answers
+    /// with it. `Debug` shows only its length.
+    answer: Option<UpstreamAnswer>,
 }
 
 impl AccessToken {
@@ -148,6 +151,7 @@ impl AccessToken {
             server_not_before: None,
             resource: None,
             call_headers,
+            answer: None,
         })
     }
 
@@ -160,6 +164,17 @@ impl AccessToken {
     /// 24 hours; a larger value is taken as this, so that every time counted from it
     /// (here and in a cache) stays far from overflowing.
     pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+    /// The same token, with the answer it came in as sent.
+    pub(crate) fn with_answer(mut self, answer: Option<UpstreamAnswer>) -> Self {
+        self.answer = answer;
+        self
+    }
+
+    /// The answer the token came in, as sent, when it is known.
+    pub(crate) fn answer(&self) -> Option<&UpstreamAnswer> {
+        self.answer.as_ref()
+    }
 
     /// The token itself (a JWT). Call `expose_secret()` on it where it must be sent.
     pub fn secret(&self) -> &TokenSecret {

@@ -1,0 +1,340 @@
+//! A token broker (feature `broker`): an [`axum::Router`] that answers the four token
+//! paths as the Access Token API does, so that a client in any language shares one cached,
+//! single-flight, fleet-wide token by changing only its base URL. `vipps-token serve` runs
+//! it; a Rust service can mount it.
+//!
+//! Who gets a token: whoever presents the keys it was fetched with (and the same
+//! `Merchant-Serial-Number`, scope or resource, and path). The broker holds no secret of its
+//! own: it keeps each token under a keyed hash of those values (a random key per process,
+//! compared in constant time), and a store keeps it sealed under a key derived from them.
+//! Keys the broker has not seen go upstream once; the upstream's refusal (400, 401, 403) goes
+//! back as it was sent and is remembered for those keys alone, for the provider's wait after
+//! failures ([`crate::RefreshPolicy::failure_backoff`]), so wrong keys cannot make the broker
+//! ask the API on every request, nor ever reach the right keys' token. A malformed request
+//! gets the real API's answer and goes nowhere. Only the four paths are served, only to the
+//! one upstream, and no redirect is followed.
+//!
+//! ```no_run
+//! use vipps_access_token::{Client, Environment, broker::Broker};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = Broker::builder(Client::new(Environment::Test)?).build()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8479").await?;
+//! axum::serve(listener, broker.router()).await?;
+//! # Ok(()) }
+//! ```
+
+// A plain comment, as the docs above are `vipps_access_token::broker`'s public ones:
+// May import: client, credentials, error, flow, mock, provider, store, sync, time, wire.
+
+mod caller_key;
+mod registry;
+mod reply;
+mod request;
+mod server;
+
+use std::{fmt, sync::Arc};
+
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    extract::{Request, State},
+    http::{StatusCode, Uri},
+    response::Response,
+    routing::{get, post},
+};
+
+pub use server::{ServeOptions, serve, tls_config};
+
+use crate::{
+    client::{Client, source::TokenSource},
+    error::Error,
+    mock::answers::{self, Endpoint},
+    provider::{TokenProvider, refresh::RefreshPolicy},
+};
+use caller_key::KeyHasher;
+use registry::Registry;
+use request::TokenRequest;
+
+/// The largest request body read: a token request's body is a short form or JSON object.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// How many sets of keys a broker keeps a token for by default.
+pub const DEFAULT_MAX_KEYS: usize = 1024;
+
+/// The store for one caller's keys.
+#[cfg(feature = "store")]
+type StoreFor =
+    Arc<dyn Fn(&TokenSource) -> Option<Arc<dyn crate::store::TokenStore>> + Send + Sync>;
+
+/// Renders the `/metrics` page (the Prometheus text format).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A token broker: build one with [`Broker::builder`], serve [`Broker::router`].
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: Client,
+    policy: RefreshPolicy,
+    #[cfg(feature = "store")]
+    store: Option<StoreFor>,
+    hasher: KeyHasher,
+    registry: Registry,
+    metrics: Option<MetricsRender>,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("upstream", &self.shared.client.base_url())
+            .field("keys", &self.shared.registry.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Broker`].
+#[must_use]
+pub struct BrokerBuilder {
+    client: Client,
+    policy: RefreshPolicy,
+    #[cfg(feature = "store")]
+    store: Option<StoreFor>,
+    max_keys: usize,
+    metrics: Option<MetricsRender>,
+}
+
+impl fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerBuilder")
+            .field("upstream", &self.client.base_url())
+            .field("max_keys", &self.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerBuilder {
+    /// When tokens are refreshed and how long failures are remembered.
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Shares every caller's tokens with every process using `store` (feature `store`):
+    /// a Redis shared by a fleet of brokers, say.
+    #[cfg(feature = "store")]
+    pub fn store(mut self, store: Arc<dyn crate::store::TokenStore>) -> Self {
+        self.store = Some(Arc::new(move |_: &TokenSource| Some(store.clone())));
+        self
+    }
+
+    /// Shares each caller's tokens through the store `store_for` gives for its keys, asked
+    /// once per keys (feature `store`): a file cache sealed under a key derived from each
+    /// caller's own secret ([`crate::store::SealingKeys::from_client_secret`]), so that
+    /// nothing on disk opens without the keys. `None`: no store for those keys.
+    #[cfg(feature = "store")]
+    pub fn store_per_keys(
+        mut self,
+        store_for: impl Fn(&TokenSource) -> Option<Arc<dyn crate::store::TokenStore>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.store = Some(Arc::new(store_for));
+        self
+    }
+
+    /// How many sets of keys to keep a token for ([`DEFAULT_MAX_KEYS`] by default).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// Serves `GET /metrics` with what `render` returns (a Prometheus recorder's render).
+    /// The broker counts its requests through the `metrics` facade as
+    /// `vipps_token_broker_requests_total{path, outcome}`.
+    pub fn metrics(mut self, render: MetricsRender) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
+    /// The broker. Fails only when the system has no random source for the broker's key.
+    pub fn build(self) -> Result<Broker, Error> {
+        let hasher = KeyHasher::random().ok_or_else(|| {
+            Error::invalid_input("broker", "the system's random source is unavailable")
+        })?;
+        Ok(Broker {
+            shared: Arc::new(Shared {
+                client: self.client,
+                policy: self.policy,
+                #[cfg(feature = "store")]
+                store: self.store,
+                hasher,
+                registry: Registry::new(self.max_keys),
+                metrics: self.metrics,
+            }),
+        })
+    }
+}
+
+impl Broker {
+    /// A broker that fetches through `client`: its base URL is the one upstream, and its
+    /// HTTP client, timeouts and retries are used for every caller's keys.
+    pub fn builder(client: Client) -> BrokerBuilder {
+        BrokerBuilder {
+            client,
+            policy: RefreshPolicy::default(),
+            #[cfg(feature = "store")]
+            store: None,
+            max_keys: DEFAULT_MAX_KEYS,
+            metrics: None,
+        }
+    }
+
+    /// The base URL tokens are fetched from.
+    pub fn upstream(&self) -> &str {
+        self.shared.client.base_url()
+    }
+
+    /// The router: `POST` on the four token paths, `GET /healthz`, `GET /metrics` (when
+    /// configured), and a JSON 404 for anything else.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        for endpoint in Endpoint::ALL {
+            router = router.route(
+                endpoint.path(),
+                post(
+                    move |State(broker): State<Broker>, request: Request| async move {
+                        broker.answer(endpoint, request).await
+                    },
+                ),
+            );
+        }
+        router
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .fallback(not_found)
+            .with_state(self.clone())
+    }
+
+    /// The answer to one token request.
+    async fn answer(&self, endpoint: Endpoint, request: Request) -> Response {
+        let path = endpoint.path();
+        let (parts, body) = request.into_parts();
+        if is_absolute_form(&parts.uri) {
+            return counted(path, "refused", absolute_form());
+        }
+        let Ok(body) = to_bytes(body, MAX_REQUEST_BYTES).await else {
+            return counted(path, "refused", too_large());
+        };
+        let request = match request::read(endpoint, &parts.headers, &body) {
+            Ok(request) => request,
+            Err(answer) => return counted(path, "malformed", answer),
+        };
+        let Some(provider) = self.provider(&request) else {
+            let answer = reply::error_json(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a header value cannot be sent on to the Access Token API",
+            );
+            return counted(path, "malformed", answer);
+        };
+        match provider.token().await {
+            Ok(token) => counted(path, "token", reply::token(&token)),
+            Err(error) => {
+                let outcome = if error.is_credentials_rejected() {
+                    "rejected"
+                } else {
+                    "failed"
+                };
+                tracing::warn!(path, %error, "the broker could not get a token");
+                counted(path, outcome, reply::failure(&error))
+            }
+        }
+    }
+
+    /// The provider of `request`'s keys, made the first time they are seen.
+    fn provider(&self, request: &TokenRequest) -> Option<Arc<TokenProvider>> {
+        let shared = &self.shared;
+        let key = shared.hasher.key_of(&request.identity());
+        shared.registry.provider(key, || {
+            let client = shared
+                .client
+                .for_caller(
+                    request.endpoint.path(),
+                    request.system.clone(),
+                    request.merchant_serial_number.as_deref(),
+                )
+                .ok()?;
+            let builder = TokenProvider::builder(client, request.source.clone())
+                .refresh_policy(shared.policy)
+                .ok()?;
+            #[cfg(feature = "store")]
+            let builder = match shared.store.as_ref().and_then(|f| f(&request.source)) {
+                Some(store) => builder.store(store),
+                None => builder,
+            };
+            Some(builder.build())
+        })
+    }
+}
+
+/// `GET /healthz`: the broker answers.
+async fn healthz() -> Response {
+    reply::json_body(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+/// `GET /metrics`, when a renderer is configured; otherwise a 404.
+async fn metrics(State(broker): State<Broker>) -> Response {
+    match &broker.shared.metrics {
+        Some(render) => {
+            let mut response = Response::new(Body::from(render()));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        None => not_found_answer(),
+    }
+}
+
+/// Anything else: the gateway's JSON 404.
+async fn not_found() -> Response {
+    counted("other", "not_found", not_found_answer())
+}
+
+fn not_found_answer() -> Response {
+    answers::not_found()
+}
+
+/// True for a request target in absolute form (`POST http://elsewhere/...`): a proxy's
+/// request, which the broker is not.
+fn is_absolute_form(uri: &Uri) -> bool {
+    uri.scheme().is_some() || uri.authority().is_some()
+}
+
+fn absolute_form() -> Response {
+    reply::error_json(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "the broker is not a proxy: send the path only (origin form), not an absolute URL",
+    )
+}
+
+fn too_large() -> Response {
+    reply::error_json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        "the request body is larger than a token request can be",
+    )
+}
+
+/// Counts the answer by path and outcome (never by anything the caller sent).
+fn counted(path: &'static str, outcome: &'static str, answer: Response) -> Response {
+    metrics::counter!("vipps_token_broker_requests_total", "path" => path, "outcome" => outcome)
+        .increment(1);
+    answer
+}

@@ -1,0 +1,244 @@
+//! Reading a token request as the real API reads it: the same checks in the same order,
+//! and for a request that fails one, the answer the real API sends (built by the mock,
+//! which models them). Nothing malformed goes upstream.
+
+// A refusal is an answer sent at once, never kept or passed far: boxing it gains nothing.
+#![allow(clippy::result_large_err)]
+
+use axum::{
+    http::{HeaderMap, header},
+    response::Response,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Deserialize;
+
+use crate::{
+    client::{legacy::LegacyResource, source::TokenSource},
+    credentials::{PartnerCredentials, StandardCredentials},
+    mock::answers::{self, Endpoint},
+    wire::headers::SystemHeaders,
+};
+
+/// A well-formed token request: what to ask upstream for, and for whom.
+pub(super) struct TokenRequest {
+    pub(super) endpoint: Endpoint,
+    pub(super) source: TokenSource,
+    pub(super) merchant_serial_number: Option<String>,
+    pub(super) system: SystemHeaders,
+}
+
+/// The subscription key header.
+const SUBSCRIPTION_KEY: &str = "ocp-apim-subscription-key";
+
+/// The request at `endpoint` with `headers` and `body`, or the real API's answer to it.
+pub(super) fn read(
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenRequest, Response> {
+    let source = match endpoint {
+        Endpoint::Standard => standard(headers)?,
+        Endpoint::Partner | Endpoint::RenamedPartner => partner(headers, body)?,
+        Endpoint::Legacy => legacy(headers, body)?,
+    };
+    let merchant_serial_number = text(headers, "merchant-serial-number");
+    let system = SystemHeaders {
+        name: text(headers, "vipps-system-name"),
+        version: text(headers, "vipps-system-version"),
+        plugin_name: text(headers, "vipps-system-plugin-name"),
+        plugin_version: text(headers, "vipps-system-plugin-version"),
+    };
+    Ok(TokenRequest {
+        endpoint,
+        source,
+        merchant_serial_number,
+        system,
+    })
+}
+
+/// `POST /accesstoken/get`: the gateway's subscription key check, then Azure AD's.
+fn standard(headers: &HeaderMap) -> Result<TokenSource, Response> {
+    let subscription_key = subscription_key(headers)?;
+    let client_id = text(headers, "client_id").ok_or_else(client_id_missing)?;
+    let client_secret = text(headers, "client_secret").ok_or_else(answers::missing_secret)?;
+    Ok(TokenSource::Standard(StandardCredentials::new(
+        client_id,
+        client_secret,
+        subscription_key,
+    )))
+}
+
+/// `POST /miami/v1/token` (and its announced name): OAuth 2.0 client credentials.
+fn partner(headers: &HeaderMap, body: &[u8]) -> Result<TokenSource, Response> {
+    if headers.contains_key(SUBSCRIPTION_KEY) {
+        return Err(answers::bad_request(
+            "invalid_request",
+            "The Ocp-Apim-Subscription-Key header must not be sent to this endpoint: \
+             the partner token flow uses no subscription key.",
+        ));
+    }
+    if !is_form(headers) {
+        return Err(answers::bad_request(
+            "invalid_request",
+            "The Content-Type must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let Some((client_id, client_secret)) = basic_credentials(headers) else {
+        return Err(answers::invalid_client(
+            "Client authentication failed: send Authorization: Basic \
+             base64(client_id:client_secret) with the management or accounting keys.",
+        ));
+    };
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let values = |name: &str| -> Vec<&str> {
+        form.iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    };
+    match values("grant_type").as_slice() {
+        [] => {
+            return Err(answers::bad_request(
+                "invalid_client",
+                "The request body must contain grant_type=client_credentials.",
+            ));
+        }
+        ["client_credentials"] => {}
+        [_] => {
+            return Err(answers::bad_request(
+                "unsupported_grant_type",
+                "The grant_type must be client_credentials.",
+            ));
+        }
+        _ => {
+            return Err(answers::bad_request(
+                "invalid_request",
+                "The grant_type is repeated.",
+            ));
+        }
+    }
+    let scope = match values("scope").as_slice() {
+        [] => None,
+        [scope] => Some((*scope).to_owned()),
+        _ => {
+            return Err(answers::bad_request(
+                "invalid_request",
+                "The scope is repeated.",
+            ));
+        }
+    };
+    Ok(TokenSource::Partner {
+        credentials: PartnerCredentials::new(client_id, client_secret),
+        scope,
+    })
+}
+
+/// The legacy body's fields.
+#[derive(Deserialize)]
+struct LegacyBody {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    resource: Option<String>,
+}
+
+/// `POST /api/v2/accesstoken/jwt`: the subscription key, then a JSON body.
+fn legacy(headers: &HeaderMap, body: &[u8]) -> Result<TokenSource, Response> {
+    let subscription_key = subscription_key(headers)?;
+    let Ok(body) = serde_json::from_slice::<LegacyBody>(body) else {
+        return Err(answers::malformed_body(
+            r#"a JSON object {"client_id": ..., "client_secret": ..., "resource": ...}"#,
+        ));
+    };
+    let client_id = present(body.client_id).ok_or_else(client_id_missing)?;
+    let client_secret = present(body.client_secret).ok_or_else(answers::missing_secret)?;
+    let resource = present(body.resource).ok_or_else(|| answers::missing_parameter("resource"))?;
+    Ok(TokenSource::Legacy {
+        credentials: StandardCredentials::new(client_id, client_secret, subscription_key),
+        resource: LegacyResource::Other(resource),
+    })
+}
+
+fn client_id_missing() -> Response {
+    answers::missing_parameter("client_id")
+}
+
+/// The subscription key, or the gateway's 401 for its absence.
+fn subscription_key(headers: &HeaderMap) -> Result<String, Response> {
+    text(headers, SUBSCRIPTION_KEY).ok_or_else(answers::missing_subscription_key)
+}
+
+/// The value of header `name` when it is present, text, and not blank. A value that is
+/// not visible ASCII counts as absent: it could not be sent on unchanged.
+fn text(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?;
+    (!value.trim().is_empty()).then(|| value.to_owned())
+}
+
+/// The value, unless it is absent or blank.
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// True for `application/x-www-form-urlencoded`, with or without parameters.
+fn is_form(headers: &HeaderMap) -> bool {
+    text(headers, header::CONTENT_TYPE.as_str()).is_some_and(|value| {
+        let media_type = value.split(';').next().unwrap_or_default();
+        media_type
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+/// The id and secret of `Authorization: Basic base64(id:secret)`, as sent: the upstream
+/// gets them in the same form.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = text(headers, header::AUTHORIZATION.as_str())?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    (!id.is_empty() && !secret.is_empty()).then(|| (id.to_owned(), secret.to_owned()))
+}
+
+impl TokenRequest {
+    /// Every value the token depends on, in a fixed order: the path, the keys, the
+    /// merchant, and the scope or resource. Hashed, never kept.
+    pub(super) fn identity(&self) -> [&str; 7] {
+        let msn = self.merchant_serial_number.as_deref().unwrap_or_default();
+        let path = self.endpoint.path();
+        match &self.source {
+            TokenSource::Standard(credentials) => [
+                path,
+                credentials.client_id.as_str(),
+                credentials.client_secret.expose_secret(),
+                credentials.subscription_key.expose_secret(),
+                msn,
+                "",
+                "",
+            ],
+            TokenSource::Legacy {
+                credentials,
+                resource,
+            } => [
+                path,
+                credentials.client_id.as_str(),
+                credentials.client_secret.expose_secret(),
+                credentials.subscription_key.expose_secret(),
+                msn,
+                "",
+                resource.as_str(),
+            ],
+            TokenSource::Partner { credentials, scope } => [
+                path,
+                credentials.client_id.as_str(),
+                credentials.client_secret.expose_secret(),
+                "",
+                msn,
+                scope.as_deref().unwrap_or_default(),
+                "",
+            ],
+        }
+    }
+}
