@@ -39,7 +39,7 @@ use axum::{
     Router,
     body::{Body, to_bytes},
     extract::{Request, State},
-    http::{StatusCode, Uri},
+    http::StatusCode,
     response::Response,
     routing::{get, post},
 };
@@ -209,13 +209,15 @@ impl Broker {
                     move |State(broker): State<Broker>, request: Request| async move {
                         broker.answer(endpoint, request).await
                     },
-                ),
+                )
+                .fallback(not_found),
             );
         }
         router
-            .route("/healthz", get(healthz))
-            .route("/metrics", get(metrics))
+            .route("/healthz", get(healthz).fallback(not_found))
+            .route("/metrics", get(metrics).fallback(not_found))
             .fallback(not_found)
+            .layer(axum::middleware::map_request(refuse_absolute_form))
             .with_state(self.clone())
     }
 
@@ -223,9 +225,6 @@ impl Broker {
     async fn answer(&self, endpoint: Endpoint, request: Request) -> Response {
         let path = endpoint.path();
         let (parts, body) = request.into_parts();
-        if is_absolute_form(&parts.uri) {
-            return counted(path, "refused", absolute_form());
-        }
         let Ok(body) = to_bytes(body, MAX_REQUEST_BYTES).await else {
             return counted(path, "refused", too_large());
         };
@@ -310,18 +309,19 @@ fn not_found_answer() -> Response {
     answers::not_found()
 }
 
-/// True for a request target in absolute form (`POST http://elsewhere/...`): a proxy's
-/// request, which the broker is not.
-fn is_absolute_form(uri: &Uri) -> bool {
-    uri.scheme().is_some() || uri.authority().is_some()
-}
-
-fn absolute_form() -> Response {
-    reply::error_json(
+/// Refuses a request target in absolute form (`POST http://elsewhere/...`) or authority
+/// form (`CONNECT host:443`): a proxy's request, which the broker is not.
+async fn refuse_absolute_form(request: Request) -> Result<Request, Response> {
+    let uri = request.uri();
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Ok(request);
+    }
+    let answer = reply::error_json(
         StatusCode::BAD_REQUEST,
         "invalid_request",
         "the broker is not a proxy: send the path only (origin form), not an absolute URL",
-    )
+    );
+    Err(counted("other", "refused", answer))
 }
 
 fn too_large() -> Response {

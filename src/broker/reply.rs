@@ -107,7 +107,7 @@ fn synthesised(token: &AccessToken, left: u64) -> String {
 /// there was one (a refusal, a 429, a 5xx), byte for byte; otherwise a JSON error.
 pub(super) fn failure(error: &Error) -> Response {
     if let Error::Api(api) = error
-        && let Some(answer) = api.answer()
+        && let Some(answer) = api.answer().filter(|answer| answer.status() >= 400)
     {
         return passed_on(answer);
     }
