@@ -37,6 +37,8 @@
 // A plain comment, as the docs above are `vipps_access_token::mock`'s public ones:
 // May import: client, credentials, environment, sync, time, wire.
 
+#[cfg(feature = "broker")]
+pub(crate) mod answers;
 mod azure;
 mod config;
 mod endpoint;
@@ -56,18 +58,6 @@ mod server;
 mod standard;
 mod state;
 mod tokens;
-
-/// The real API's answers to requests it refuses before looking at the keys, which the
-/// token broker sends as the mock does.
-#[cfg(feature = "broker")]
-pub(crate) mod answers {
-    pub(crate) use super::{
-        azure::{malformed_body, missing_parameter, missing_secret},
-        endpoint::Endpoint,
-        gateway::{missing_subscription_key, not_found},
-        oauth::{bad_request, invalid_client},
-    };
-}
 
 pub use crate::wire::paths::STANDARD_TOKEN_PATH;
 pub use config::{
