@@ -616,3 +616,36 @@ fn the_broker_debug_shows_no_key() {
     assert!(text.contains("apitest.vipps.no"), "{text}");
     let _ = Arc::new(broker);
 }
+
+#[tokio::test]
+async fn the_js_sdks_request_as_it_sends_it_gets_the_same_token() {
+    let mock = MockServer::start().await.unwrap();
+    let broker = Served::before(mock.base_url()).await;
+    let http = http();
+    let (_, _, plain) = read(standard(
+        &http,
+        broker.url("/accesstoken/get"),
+        DEFAULT_CLIENT_SECRET,
+    ))
+    .await;
+    // What @vippsmobilepay/sdk 2.4.2 sends without an MSN or system names configured.
+    let sdk = standard(&http, broker.url("/accesstoken/get"), DEFAULT_CLIENT_SECRET)
+        .header("Content-Type", "application/json")
+        .header("Authorization", "Bearer ")
+        .header("Merchant-Serial-Number", "undefined")
+        .header("Vipps-System-Name", "")
+        .header("Vipps-System-Version", "")
+        .header("Idempotency-Key", "0b9c1c8e-4a42-4a1e-9c57-5a0f3f1f2d6e");
+    let (status, _, body) = read(sdk).await;
+    assert_eq!(status, 200, "{body}");
+    let (plain, sdk): (Value, Value) = (
+        serde_json::from_str(&plain).unwrap(),
+        serde_json::from_str(&body).unwrap(),
+    );
+    assert_eq!(
+        plain["access_token"], sdk["access_token"],
+        "an MSN the API ignores, ignored"
+    );
+    assert_eq!(mock.request_count(), 1);
+    broker.stop().await;
+}

@@ -16,7 +16,7 @@ use crate::{
     client::{legacy::LegacyResource, source::TokenSource},
     credentials::{PartnerCredentials, StandardCredentials},
     mock::answers::{self, Endpoint},
-    wire::headers::SystemHeaders,
+    wire::headers::{MerchantSerialNumber, SystemHeaders},
 };
 
 /// A well-formed token request: what to ask upstream for, and for whom.
@@ -41,7 +41,11 @@ pub(super) fn read(
         Endpoint::Partner | Endpoint::RenamedPartner => partner(headers, body)?,
         Endpoint::Legacy => legacy(headers, body)?,
     };
-    let merchant_serial_number = text(headers, "merchant-serial-number");
+    // The token endpoint does not check the MSN, and clients send what they have: the
+    // official JS SDK sends `undefined` when none is configured. One the library cannot
+    // send (not 4 to 6 digits) is ignored, as the API ignores it.
+    let merchant_serial_number = text(headers, "merchant-serial-number")
+        .filter(|msn| MerchantSerialNumber::new(msn).is_ok());
     let system = SystemHeaders {
         name: text(headers, "vipps-system-name"),
         version: text(headers, "vipps-system-version"),
