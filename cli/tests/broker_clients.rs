@@ -54,12 +54,17 @@ fn node_with(package: &str) -> bool {
 
 /// A broker process in front of `upstream`, its base URL read from its first line.
 struct Broker {
-    child: Child,
+    /// Killed when dropped.
+    _child: Child,
     base_url: String,
 }
 
 impl Broker {
     async fn start(upstream: &str) -> Self {
+        Self::start_with(upstream, &[]).await
+    }
+
+    async fn start_with(upstream: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(cli_binary::bin())
             .args([
                 "serve",
@@ -69,6 +74,7 @@ impl Broker {
                 "--upstream",
                 upstream,
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -84,8 +90,11 @@ impl Broker {
         .expect("the broker says where it listens")
         .expect("stdout readable");
         let base_url = first.trim().to_owned();
-        assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url:?}");
-        Self { child, base_url }
+        assert!(base_url.contains("://127.0.0.1:"), "{base_url:?}");
+        Self {
+            _child: child,
+            base_url,
+        }
     }
 }
 
@@ -222,4 +231,109 @@ async fn prism_finds_the_brokers_answers_as_the_spec_describes_them_but_for_know
         .collect();
     assert!(kinds.contains(&"digit-string"), "{strict}");
     drop(broker);
+}
+
+/// `curl` with `args`: its exit status and stdout.
+async fn curl(args: &[&str]) -> (bool, String) {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--noproxy", "*"])
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("curl runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn curl_gets_a_token_over_tls_with_the_brokers_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let mock = MockServer::start().await.unwrap();
+    let broker = Broker::start_with(
+        mock.base_url(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        broker.base_url.starts_with("https://"),
+        "{}",
+        broker.base_url
+    );
+    let url = format!("{}/accesstoken/get", broker.base_url);
+    let headers = [
+        format!("client_id: {DEFAULT_CLIENT_ID}"),
+        format!("client_secret: {DEFAULT_CLIENT_SECRET}"),
+        format!("Ocp-Apim-Subscription-Key: {DEFAULT_SUBSCRIPTION_KEY}"),
+    ];
+    let request = |url: &str, ca: Option<&str>| {
+        let mut args = vec!["-X".to_owned(), "POST".to_owned(), url.to_owned()];
+        if let Some(ca) = ca {
+            args.extend(["--cacert".to_owned(), ca.to_owned()]);
+        }
+        for header in &headers {
+            args.extend(["-H".to_owned(), header.clone()]);
+        }
+        args
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&args).await
+    };
+    let (ok, body) = run(request(&url, cert.to_str())).await;
+    assert!(ok, "{body}");
+    let value: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        mock.verify_token(value["access_token"].as_str().unwrap())
+            .is_some()
+    );
+
+    // Not without trusting the certificate, and not in plain HTTP.
+    assert!(
+        !run(request(&url, None)).await.0,
+        "a certificate curl does not trust"
+    );
+    let plain = url.replacen("https://", "http://", 1);
+    let (ok, body) = run(request(&plain, None)).await;
+    assert!(
+        !ok || !body.contains("access_token"),
+        "plain HTTP on the TLS port: {body}"
+    );
+    assert_eq!(mock.request_count(), 1);
 }
