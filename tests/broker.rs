@@ -649,3 +649,29 @@ async fn the_js_sdks_request_as_it_sends_it_gets_the_same_token() {
     assert_eq!(mock.request_count(), 1);
     broker.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_arrives_is_answered_408_after_the_body_timeout() {
+    let mock = MockServer::start().await.unwrap();
+    let broker = Served::before(mock.base_url()).await;
+    let mut stream = TcpStream::connect(broker.base_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /miami/v1/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\r\ngrant_type",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut answer)).await;
+    let n = read.expect("answered before the test's own bound").unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert_eq!(mock.request_count(), 0);
+    broker.stop().await;
+}

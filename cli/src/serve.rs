@@ -54,7 +54,8 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(USAGE, format!("could not set up metrics: {e}")))?;
     let mut broker = Broker::builder(client)
         .metrics(Arc::new(move || prometheus.render()))
-        .max_keys(args.max_keys);
+        .max_keys(args.max_keys)
+        .body_timeout(args.header_timeout);
     if let Some(store_for) = stores(&args)? {
         broker = broker.store_per_keys(store_for);
     }

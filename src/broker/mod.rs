@@ -33,7 +33,7 @@ mod reply;
 mod request;
 mod server;
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -58,6 +58,10 @@ use request::TokenRequest;
 
 /// The largest request body read: a token request's body is a short form or JSON object.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// How long a client may take to send a request's body by default: the server's header
+/// timeout does not cover it.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many sets of keys a broker keeps a token for by default.
 pub const DEFAULT_MAX_KEYS: usize = 1024;
@@ -84,6 +88,7 @@ struct Shared {
     hasher: KeyHasher,
     registry: Registry,
     metrics: Option<MetricsRender>,
+    body_timeout: Duration,
 }
 
 impl fmt::Debug for Broker {
@@ -104,6 +109,7 @@ pub struct BrokerBuilder {
     store: Option<StoreFor>,
     max_keys: usize,
     metrics: Option<MetricsRender>,
+    body_timeout: Duration,
 }
 
 impl fmt::Debug for BrokerBuilder {
@@ -152,6 +158,13 @@ impl BrokerBuilder {
         self
     }
 
+    /// How long a client may take to send a request's body ([`DEFAULT_BODY_TIMEOUT`] by
+    /// default); past it the answer is a 408.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Serves `GET /metrics` with what `render` returns (a Prometheus recorder's render).
     /// The broker counts its requests through the `metrics` facade as
     /// `vipps_token_broker_requests_total{path, outcome}`.
@@ -174,6 +187,7 @@ impl BrokerBuilder {
                 hasher,
                 registry: Registry::new(self.max_keys),
                 metrics: self.metrics,
+                body_timeout: self.body_timeout,
             }),
         })
     }
@@ -190,6 +204,7 @@ impl Broker {
             store: None,
             max_keys: DEFAULT_MAX_KEYS,
             metrics: None,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 
@@ -225,8 +240,12 @@ impl Broker {
     async fn answer(&self, endpoint: Endpoint, request: Request) -> Response {
         let path = endpoint.path();
         let (parts, body) = request.into_parts();
-        let Ok(body) = to_bytes(body, MAX_REQUEST_BYTES).await else {
-            return counted(path, "refused", too_large());
+        let read =
+            tokio::time::timeout(self.shared.body_timeout, to_bytes(body, MAX_REQUEST_BYTES));
+        let body = match read.await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return counted(path, "refused", too_large()),
+            Err(_) => return counted(path, "refused", body_too_slow()),
         };
         let request = match request::read(endpoint, &parts.headers, &body) {
             Ok(request) => request,
@@ -322,6 +341,14 @@ async fn refuse_absolute_form(request: Request) -> Result<Request, Response> {
         "the broker is not a proxy: send the path only (origin form), not an absolute URL",
     );
     Err(counted("other", "refused", answer))
+}
+
+fn body_too_slow() -> Response {
+    reply::error_json(
+        StatusCode::REQUEST_TIMEOUT,
+        "invalid_request",
+        "the request body did not arrive in time",
+    )
 }
 
 fn too_large() -> Response {
