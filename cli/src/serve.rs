@@ -80,10 +80,14 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     options.max_connections = args.max_connections;
     options.header_read_timeout = args.header_timeout;
     options.tls = tls;
-    serve(listener, broker.router(), options, stopped)
-        .await
-        .map_err(|e| Failure::new(UNAVAILABLE, format!("the broker stopped: {e}")))
+    let served = serve(listener, broker.router(), options, stopped).await;
+    // Records are saved after their token is handed out; the next broker needs them.
+    vipps_access_token::store::settle(SAVE_WAIT).await;
+    served.map_err(|e| Failure::new(UNAVAILABLE, format!("the broker stopped: {e}")))
 }
+
+/// How long a stopping broker waits for the records still on their way to the store.
+const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The store each caller's keys share their token through: the Redis of `--store`, one
 /// for all; or the file cache (by default, or `--store file:DIR`), sealed with
