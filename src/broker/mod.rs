@@ -47,7 +47,7 @@ use axum::{
 pub use server::{ServeOptions, serve, tls_config};
 
 use crate::{
-    client::{Client, source::TokenSource},
+    client::Client,
     error::Error,
     mock::answers::{self, Endpoint},
     provider::{TokenProvider, refresh::RefreshPolicy},
@@ -68,8 +68,11 @@ pub const DEFAULT_MAX_KEYS: usize = 1024;
 
 /// The store for one caller's keys.
 #[cfg(feature = "store")]
-type StoreFor =
-    Arc<dyn Fn(&TokenSource) -> Option<Arc<dyn crate::store::TokenStore>> + Send + Sync>;
+type StoreFor = Arc<
+    dyn Fn(&crate::client::source::TokenSource) -> Option<Arc<dyn crate::store::TokenStore>>
+        + Send
+        + Sync,
+>;
 
 /// Renders the `/metrics` page (the Prometheus text format).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -132,7 +135,9 @@ impl BrokerBuilder {
     /// a Redis shared by a fleet of brokers, say.
     #[cfg(feature = "store")]
     pub fn store(mut self, store: Arc<dyn crate::store::TokenStore>) -> Self {
-        self.store = Some(Arc::new(move |_: &TokenSource| Some(store.clone())));
+        self.store = Some(Arc::new(move |_: &crate::client::source::TokenSource| {
+            Some(store.clone())
+        }));
         self
     }
 
@@ -143,7 +148,9 @@ impl BrokerBuilder {
     #[cfg(feature = "store")]
     pub fn store_per_keys(
         mut self,
-        store_for: impl Fn(&TokenSource) -> Option<Arc<dyn crate::store::TokenStore>>
+        store_for: impl Fn(
+            &crate::client::source::TokenSource,
+        ) -> Option<Arc<dyn crate::store::TokenStore>>
         + Send
         + Sync
         + 'static,

@@ -29,6 +29,7 @@ impl UpstreamAnswer {
     }
 
     /// Its `Content-Type`, if it had one.
+    #[cfg_attr(not(any(feature = "store", feature = "broker")), allow(dead_code))]
     pub(crate) fn content_type(&self) -> Option<&str> {
         self.content_type.as_deref()
     }

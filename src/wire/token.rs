@@ -172,6 +172,7 @@ impl AccessToken {
     }
 
     /// The answer the token came in, as sent, when it is known.
+    #[cfg_attr(not(any(feature = "store", feature = "broker")), allow(dead_code))]
     pub(crate) fn answer(&self) -> Option<&UpstreamAnswer> {
         self.answer.as_ref()
     }
