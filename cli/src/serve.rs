@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use vipps_access_token::{
     ClientBuilder, Environment, TokenSource,
     broker::{Broker, ServeOptions, serve, tls_config},
-    store::TokenStore,
+    store::{SealingKeys, TokenStore},
 };
 
 use crate::{
@@ -112,8 +112,14 @@ fn stores(args: &ServeArgs) -> Result<Option<StoreFor>, Failure> {
             None => return Ok(None),
         },
     };
-    // Checked once now, so that a directory that cannot be used fails at the start.
-    store::open_file(&dir, None).map_err(|e| Failure::usage(format!("{e}; or pass --no-cache")))?;
+    // Opened once, so that a directory that cannot be used fails at the start, and every
+    // caller's store shares its one open handle.
+    let file = store::open_file(&dir, None)
+        .map_err(|e| Failure::usage(format!("{e}; or pass --no-cache")))?;
+    if std::env::var_os(store::KEY_VARIABLE).is_some() {
+        let shared: Arc<dyn TokenStore> = Arc::new(file);
+        return Ok(Some(Box::new(move |_: &TokenSource| Some(shared.clone()))));
+    }
     Ok(Some(Box::new(move |source: &TokenSource| {
         let secret = match source {
             TokenSource::Standard(credentials) | TokenSource::Legacy { credentials, .. } => {
@@ -122,12 +128,7 @@ fn stores(args: &ServeArgs) -> Result<Option<StoreFor>, Failure> {
             TokenSource::Partner { credentials, .. } => &credentials.client_secret,
             _ => return None,
         };
-        match store::open_file(&dir, Some(secret)) {
-            Ok(file) => Some(Arc::new(file) as Arc<dyn TokenStore>),
-            Err(error) => {
-                tracing::warn!(%error, "the file cache cannot be used; fetching without it");
-                None
-            }
-        }
+        let sealed = file.with_sealing_keys(SealingKeys::from_client_secret(secret));
+        Some(Arc::new(sealed) as Arc<dyn TokenStore>)
     })))
 }

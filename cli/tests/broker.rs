@@ -1070,3 +1070,47 @@ async fn the_broker_logs_no_secret() {
         );
     }
 }
+
+/// The broker's open file descriptors, from /proc.
+fn open_fds(broker: &Broker) -> usize {
+    let pid = broker.child.id().expect("the broker runs");
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// Each caller's records are sealed under its own secret, yet every caller's store shares
+/// the cache directory's one open handle: 300 distinct wrong secrets do not take 300 file
+/// descriptors (at the default `ulimit -n` of 1024, a few hundred more keys would have
+/// turned every caller's store, the right keys' too, into "Too many open files").
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn many_callers_on_the_file_cache_share_one_directory_handle() {
+    let mock = MockServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let http = http();
+    let broker = Serve::new(&mock).file_store(dir.path()).start().await;
+    let right = send(standard(&http, &broker.url, DEFAULT_CLIENT_SECRET, None)).await;
+    assert_eq!(right.status, 200);
+    let before = open_fds(&broker);
+    for n in 0..300 {
+        let wrong = send(standard(&http, &broker.url, &format!("wrong-{n}"), None)).await;
+        assert_eq!(wrong.status, 401, "{}", wrong.text());
+    }
+    let after = open_fds(&broker);
+    assert!(
+        after < before + 30,
+        "{before} open files before, {after} after"
+    );
+    let again = send(standard(&http, &broker.url, DEFAULT_CLIENT_SECRET, None)).await;
+    assert_eq!(
+        again.access_token(),
+        right.access_token(),
+        "{}",
+        broker.stderr()
+    );
+    assert!(
+        !broker.stderr().contains("Too many open files"),
+        "{}",
+        broker.stderr()
+    );
+    broker.stop().await;
+}

@@ -10,7 +10,7 @@ use std::{
     fs::File,
     io::{self, Read as _, Write as _},
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -61,11 +61,12 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// # let _ = store; Ok(()) }
 /// ```
 pub struct FileTokenStore {
-    dir: CacheDir,
+    /// Shared by the stores [`Self::with_sealing_keys`] makes: one open handle.
+    dir: Arc<CacheDir>,
     config: StoreConfig,
     leases: Leases,
     /// When a save last pruned the directory (tokio's clock).
-    last_prune: Mutex<Option<Instant>>,
+    last_prune: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for FileTokenStore {
@@ -127,10 +128,31 @@ impl FileTokenStore {
 
     fn with_dir(dir: CacheDir, config: StoreConfig) -> Self {
         Self {
-            dir,
+            dir: Arc::new(dir),
             config,
             leases: Leases::default(),
-            last_prune: Mutex::new(None),
+            last_prune: Arc::default(),
+        }
+    }
+
+    /// A store on the same directory (its one open handle, this process's leases in it)
+    /// that seals with `keys`: a token broker keeps each caller's records under a key
+    /// derived from that caller's own secret ([`SealingKeys::from_client_secret`]) without
+    /// a file descriptor per caller.
+    ///
+    /// [`SealingKeys::from_client_secret`]: super::SealingKeys::from_client_secret
+    pub fn with_sealing_keys(&self, keys: super::SealingKeys) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            config: StoreConfig {
+                keys,
+                key_prefix: self.config.key_prefix.clone(),
+                operation_timeout: self.config.operation_timeout,
+                connect_timeout: self.config.connect_timeout,
+                lease_ttl: self.config.lease_ttl,
+            },
+            leases: self.leases.clone(),
+            last_prune: self.last_prune.clone(),
         }
     }
 

@@ -38,7 +38,7 @@ const LOCK_FIRST_PAUSE: Duration = Duration::from_millis(1);
 const LOCK_MAX_PAUSE: Duration = Duration::from_millis(16);
 
 /// The leases this process holds, by key name.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Leases {
     held: Arc<Mutex<HashMap<String, HeldLease>>>,
 }
