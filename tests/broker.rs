@@ -675,3 +675,64 @@ async fn a_body_that_never_arrives_is_answered_408_after_the_body_timeout() {
     assert_eq!(mock.request_count(), 0);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_wrong_secret_for_many_merchants_asks_the_api_once() {
+    let mock = MockServer::start().await.unwrap();
+    let broker = Served::before(mock.base_url()).await;
+    let http = http();
+    for n in 0..20 {
+        let request = standard(&http, broker.url("/accesstoken/get"), "not-the-secret")
+            .header("Merchant-Serial-Number", format!("{}", 100_000 + n));
+        let (status, _, _) = read(request).await;
+        assert_eq!(status, 401);
+    }
+    // The keys' wait after a refusal is the keys', whatever the merchant.
+    assert_eq!(mock.request_count(), 1);
+    broker.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_the_store_shares_still_goes_back_as_the_upstream_sent_it() {
+    use vipps_access_token::store::{FileTokenStore, SealingKeys, StoreConfig};
+    let mock = MockServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileTokenStore::new(
+        dir.path(),
+        StoreConfig::new(SealingKeys::new([7; 32], None)),
+    )
+    .unwrap();
+    let client = ClientBuilder::with_base_url(mock.base_url())
+        .without_timeouts()
+        .build()
+        .unwrap();
+    let broker = Broker::builder(client)
+        .store(Arc::new(store))
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(serve(
+        listener,
+        broker.router(),
+        ServeOptions::default(),
+        std::future::pending(),
+    ));
+    let http = http();
+    let refusal = "{\"error\":\"invalid_client\", \"error_description\":\"AADSTS7000215: Invalid client secret provided.\"}";
+    mock.fail_next(1, 401, refusal);
+    let (status, _, first) =
+        read(standard(&http, format!("{base}/accesstoken/get"), "wrong")).await;
+    assert_eq!((status, first.as_str()), (401, refusal));
+    // Past the provider's own wait (1 s), within the store's failure marker (4 s): the
+    // marker keeps the status, the broker the bytes.
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    let (status, content_type, again) =
+        read(standard(&http, format!("{base}/accesstoken/get"), "wrong")).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (401, "application/json; charset=utf-8")
+    );
+    assert_eq!(again, refusal);
+    task.abort();
+}

@@ -27,6 +27,7 @@
 // A plain comment, as the docs above are `vipps_access_token::broker`'s public ones:
 // May import: client, credentials, error, flow, mock, provider, store, sync, time, wire.
 
+mod caller;
 mod caller_key;
 mod registry;
 mod reply;
@@ -52,6 +53,7 @@ use crate::{
     mock::answers::{self, Endpoint},
     provider::{TokenProvider, refresh::RefreshPolicy},
 };
+use caller::Caller;
 use caller_key::KeyHasher;
 use registry::Registry;
 use request::TokenRequest;
@@ -89,7 +91,10 @@ struct Shared {
     #[cfg(feature = "store")]
     store: Option<StoreFor>,
     hasher: KeyHasher,
-    registry: Registry,
+    /// The provider of each set of keys, whatever the merchant.
+    providers: Registry<TokenProvider>,
+    /// Each caller's handle: its merchant's provider, and its last refusal.
+    callers: Registry<Caller>,
     metrics: Option<MetricsRender>,
     body_timeout: Duration,
 }
@@ -98,7 +103,7 @@ impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
             .field("upstream", &self.shared.client.base_url())
-            .field("keys", &self.shared.registry.len())
+            .field("keys", &self.shared.callers.len())
             .finish_non_exhaustive()
     }
 }
@@ -192,7 +197,8 @@ impl BrokerBuilder {
                 #[cfg(feature = "store")]
                 store: self.store,
                 hasher,
-                registry: Registry::new(self.max_keys),
+                providers: Registry::new(self.max_keys),
+                callers: Registry::new(self.max_keys),
                 metrics: self.metrics,
                 body_timeout: self.body_timeout,
             }),
@@ -258,7 +264,7 @@ impl Broker {
             Ok(request) => request,
             Err(answer) => return counted(path, "malformed", answer),
         };
-        let Some(provider) = self.provider(&request) else {
+        let Some(caller) = self.caller(&request) else {
             let answer = reply::error_json(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -266,7 +272,7 @@ impl Broker {
             );
             return counted(path, "malformed", answer);
         };
-        match provider.token().await {
+        match caller.provider.token().await {
             Ok(token) => counted(path, "token", reply::token(&token)),
             Err(error) => {
                 let outcome = if error.is_credentials_rejected() {
@@ -275,23 +281,40 @@ impl Broker {
                     "failed"
                 };
                 tracing::warn!(path, %error, "the broker could not get a token");
-                counted(path, outcome, reply::failure(&error))
+                counted(path, outcome, caller.answer_failure(&error))
             }
         }
     }
 
-    /// The provider of `request`'s keys, made the first time they are seen.
-    fn provider(&self, request: &TokenRequest) -> Option<Arc<TokenProvider>> {
+    /// The caller of `request`'s keys and merchant, made the first time they are seen,
+    /// on the provider of its keys (made the first time those are seen).
+    fn caller(&self, request: &TokenRequest) -> Option<Arc<Caller>> {
         let shared = &self.shared;
-        let key = shared.hasher.key_of(&request.identity());
-        shared.registry.provider(key, || {
+        let identity = request.identity();
+        let key = shared.hasher.key_of(&identity);
+        shared.callers.get_or_make(key, || {
+            let provider = self.provider(request, identity)?;
+            let provider = match &request.merchant_serial_number {
+                Some(msn) => provider.with_merchant_serial_number(msn).ok()?,
+                None => (*provider).clone(),
+            };
+            Some(Caller::new(provider))
+        })
+    }
+
+    /// The provider of `request`'s keys, whatever the merchant.
+    fn provider(
+        &self,
+        request: &TokenRequest,
+        mut identity: [&str; 7],
+    ) -> Option<Arc<TokenProvider>> {
+        let shared = &self.shared;
+        identity[TokenRequest::MERCHANT] = "";
+        let key = shared.hasher.key_of(&identity);
+        shared.providers.get_or_make(key, || {
             let client = shared
                 .client
-                .for_caller(
-                    request.endpoint.path(),
-                    request.system.clone(),
-                    request.merchant_serial_number.as_deref(),
-                )
+                .for_caller(request.endpoint.path(), request.system.clone(), None)
                 .ok()?;
             let builder = TokenProvider::builder(client, request.source.clone())
                 .refresh_policy(shared.policy)

@@ -1,7 +1,8 @@
-//! The broker's providers, one per caller key: each fetches, caches, refreshes and shares
-//! through the store the token of exactly one set of keys (and merchant, scope, path),
-//! and remembers that set's failures for its own wait. Bounded: when full, the key asked
-//! for longest ago goes (its token stays in the store, if there is one).
+//! The broker's bounded maps by caller key: the providers of each set of keys (whatever
+//! the merchant, so that a refusal of the keys waits once for all merchants), and each
+//! caller's handle on one (its merchant, and the refusal it was last answered with). When
+//! full, the key asked for longest ago goes (its token stays in the store, if there is
+//! one).
 
 use std::{
     collections::HashMap,
@@ -9,64 +10,68 @@ use std::{
     time::Instant,
 };
 
-use crate::{provider::TokenProvider, sync::lock};
+use crate::sync::lock;
 
 use super::caller_key::CallerKey;
 
-/// Providers by caller key.
-pub(super) struct Registry {
+/// Values by caller key, at most `capacity` of them.
+pub(super) struct Registry<V> {
     capacity: usize,
-    providers: Mutex<HashMap<CallerKey, Entry>>,
+    entries: Mutex<HashMap<CallerKey, Entry<V>>>,
 }
 
-struct Entry {
-    provider: Arc<TokenProvider>,
+struct Entry<V> {
+    value: Arc<V>,
     asked_at: Instant,
 }
 
-impl Registry {
+impl<V> Registry<V> {
     /// A registry of at most `capacity` keys (at least 1).
     pub(super) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            providers: Mutex::default(),
+            entries: Mutex::default(),
         }
     }
 
-    /// The provider of `key`, made by `make` the first time it is asked for.
-    pub(super) fn provider(
+    /// The value of `key`, made by `make` the first time it is asked for (outside the
+    /// lock: making one may take another registry's lock).
+    pub(super) fn get_or_make(
         &self,
         key: CallerKey,
-        make: impl FnOnce() -> Option<TokenProvider>,
-    ) -> Option<Arc<TokenProvider>> {
-        let now = Instant::now();
-        let mut providers = lock(&self.providers);
-        if let Some(entry) = providers.get_mut(&key) {
-            entry.asked_at = now;
-            return Some(entry.provider.clone());
+        make: impl FnOnce() -> Option<V>,
+    ) -> Option<Arc<V>> {
+        if let Some(entry) = lock(&self.entries).get_mut(&key) {
+            entry.asked_at = Instant::now();
+            return Some(entry.value.clone());
         }
-        let provider = Arc::new(make()?);
-        if providers.len() >= self.capacity {
-            let oldest = providers
+        let made = Arc::new(make()?);
+        let mut entries = lock(&self.entries);
+        if let Some(entry) = entries.get(&key) {
+            // Another caller made it meanwhile: theirs is the one.
+            return Some(entry.value.clone());
+        }
+        if entries.len() >= self.capacity {
+            let oldest = entries
                 .iter()
                 .min_by_key(|(_, entry)| entry.asked_at)
                 .map(|(key, _)| *key);
             if let Some(oldest) = oldest {
-                providers.remove(&oldest);
+                entries.remove(&oldest);
             }
         }
-        providers.insert(
+        entries.insert(
             key,
             Entry {
-                provider: provider.clone(),
-                asked_at: now,
+                value: made.clone(),
+                asked_at: Instant::now(),
             },
         );
-        Some(provider)
+        Some(made)
     }
 
     /// How many keys are known now.
     pub(super) fn len(&self) -> usize {
-        lock(&self.providers).len()
+        lock(&self.entries).len()
     }
 }

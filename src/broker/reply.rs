@@ -124,7 +124,7 @@ pub(super) fn failure(error: &Error) -> Response {
 }
 
 /// An upstream answer passed on as it was sent.
-fn passed_on(answer: &UpstreamAnswer) -> Response {
+pub(super) fn passed_on(answer: &UpstreamAnswer) -> Response {
     let status = StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response = Response::new(Body::from(answer.body().to_vec()));
     *response.status_mut() = status;

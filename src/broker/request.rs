@@ -207,6 +207,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 impl TokenRequest {
+    /// Where [`Self::identity`] holds the merchant.
+    pub(super) const MERCHANT: usize = 4;
+
     /// Every value the token depends on, in a fixed order: the path, the keys, the
     /// merchant, and the scope or resource. Hashed, never kept.
     pub(super) fn identity(&self) -> [&str; 7] {
