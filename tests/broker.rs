@@ -736,3 +736,44 @@ async fn a_refusal_the_store_shares_still_goes_back_as_the_upstream_sent_it() {
     assert_eq!(again, refusal);
     task.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_a_stop() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mock = MockServer::start().await.unwrap();
+    let broker = Served::before(mock.base_url()).await;
+    let stream = TcpStream::connect(broker.base_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (_reader, mut writer) = stream.into_split();
+    // Pipelined requests, their answers never read: the broker's writes stall once the
+    // socket buffers are full, and then it stops reading too.
+    let written = Arc::new(AtomicUsize::new(0));
+    let flood = tokio::spawn({
+        let written = written.clone();
+        async move {
+            let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+            while writer.write_all(&request).await.is_ok() {
+                written.fetch_add(request.len(), Ordering::Relaxed);
+            }
+        }
+    });
+    // Stalled: nothing more goes through while every task on this runtime has its turn.
+    let mut last = usize::MAX;
+    loop {
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
+        let now = written.load(Ordering::Relaxed);
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(120), broker.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "the stop waited on a client that reads nothing"
+    );
+    flood.abort();
+}

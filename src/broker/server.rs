@@ -1,7 +1,8 @@
 //! Serving a router on a listener the way a broker must face its clients: a connection
 //! limit (a client past it waits in the listen queue), a timeout on reading each request's
-//! headers (a slow or idle client is closed), TLS when configured, and a graceful stop that
-//! finishes the requests in flight.
+//! headers (a slow or idle client is closed) and on writing an answer (a client that
+//! stops reading is closed), TLS when configured, and a graceful stop that finishes the
+//! requests in flight, within a bound.
 
 use std::{future::Future, io, path::Path, sync::Arc, time::Duration};
 
@@ -17,6 +18,7 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
 };
 use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::Error;
@@ -30,6 +32,10 @@ pub struct ServeOptions {
     /// How long a client may take to send a request's headers (and the TLS handshake),
     /// and how long an idle kept-alive connection stays open.
     pub header_read_timeout: Duration,
+    /// How long writing to a client may stall (it reads nothing) before it is closed.
+    pub write_timeout: Duration,
+    /// How long a stop waits for the requests in flight before it closes them.
+    pub shutdown_timeout: Duration,
     /// TLS for every connection, from [`tls_config`]; `None`: plain HTTP.
     pub tls: Option<Arc<ServerConfig>>,
 }
@@ -39,6 +45,8 @@ impl Default for ServeOptions {
         Self {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(25),
             tls: None,
         }
     }
@@ -101,6 +109,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(options.write_timeout));
+        let stream = Box::pin(stream);
         let service = TowerToHyperService::new(router.clone());
         let http = http.clone();
         let watcher = graceful.watcher();
@@ -126,6 +137,14 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(options.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?options.shutdown_timeout,
+            "the broker stopped with requests still in flight"
+        );
+    }
     Ok(())
 }
