@@ -421,8 +421,8 @@ pub struct ServeArgs {
     /// Connections served at once; more wait in the listen queue.
     #[arg(long, value_name = "N", default_value = "1024")]
     pub max_connections: usize,
-    /// Seconds a client may take to send a request's headers, then its body (and may stay
-    /// idle between requests).
+    /// Seconds a client may take to send a request's headers, then its body, or to take
+    /// an answer (and may stay idle between requests).
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
     pub header_timeout: Duration,
     /// Seconds one upstream token request may take, retries included.

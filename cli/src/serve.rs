@@ -79,6 +79,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut options = ServeOptions::default();
     options.max_connections = args.max_connections;
     options.header_read_timeout = args.header_timeout;
+    options.write_timeout = args.header_timeout;
     options.tls = tls;
     let served = serve(listener, broker.router(), options, stopped).await;
     // Records are saved after their token is handed out; the next broker needs them.
