@@ -10,7 +10,12 @@
 //! request; in production the upstream is `Client::new(Environment::Production)`.
 
 use axum::{Router, routing::get};
-use vipps_access_token::{ClientBuilder, broker::Broker, http_client_builder, mock::MockServer};
+use vipps_access_token::{
+    ClientBuilder,
+    broker::{Broker, ServeOptions, serve},
+    http_client_builder,
+    mock::MockServer,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,7 +28,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}/vipps", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // `broker::serve` rather than `axum::serve`: a connection limit and timeouts, so that
+    // no client can hold the service's connections.
+    tokio::spawn(serve(
+        listener,
+        app,
+        ServeOptions::default(),
+        std::future::pending(),
+    ));
 
     // What a PHP plugin next to the service would send, with its own keys.
     let http = http_client_builder()?.no_proxy().build()?;

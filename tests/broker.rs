@@ -777,3 +777,39 @@ async fn a_client_that_stops_reading_is_closed_and_does_not_hold_up_a_stop() {
     );
     flood.abort();
 }
+
+#[tokio::test]
+async fn a_caller_header_the_library_cannot_send_is_that_callers_problem_alone() {
+    let mock = MockServer::start().await.unwrap();
+    let broker = Served::before(mock.base_url()).await;
+    let http = http();
+    // 31 characters: over the spec's 30. The first caller's headers go with the keys'
+    // fetches; an over-long one must not break the keys for everyone.
+    let long = standard(&http, broker.url("/accesstoken/get"), DEFAULT_CLIENT_SECRET).header(
+        "Vipps-System-Plugin-Name",
+        "woocommerce-vipps-recurring-pay",
+    );
+    let (status, _, body) = read(long).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = read(standard(
+        &http,
+        broker.url("/accesstoken/get"),
+        DEFAULT_CLIENT_SECRET,
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A client_id the library refuses to send: a 400 naming the field, nothing upstream.
+    let before = mock.request_count();
+    let tab = http
+        .post(broker.url("/accesstoken/get"))
+        .header("client_id", "fb492b5e\t7907")
+        .header("client_secret", DEFAULT_CLIENT_SECRET)
+        .header("Ocp-Apim-Subscription-Key", DEFAULT_SUBSCRIPTION_KEY);
+    let (status, _, body) = read(tab).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("client_id"), "{body}");
+    assert!(!body.contains(DEFAULT_CLIENT_SECRET));
+    assert_eq!(mock.request_count(), before);
+    broker.stop().await;
+}

@@ -418,8 +418,9 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Connections served at once; more wait in the listen queue.
-    #[arg(long, value_name = "N", default_value = "1024")]
+    /// Connections served at once; more wait in the listen queue. Keep it below the
+    /// process's open-file limit (`ulimit -n`).
+    #[arg(long, value_name = "N", default_value = "512")]
     pub max_connections: usize,
     /// Seconds a client may take to send a request's headers, then its body, or to take
     /// an answer (and may stay idle between requests).

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use vipps_access_token::{
-    ClientBuilder, Environment, TokenSource,
+    ClientBuilder, Environment, RetryPolicy, TokenSource,
     broker::{Broker, ServeOptions, serve, tls_config},
     store::{SealingKeys, TokenStore},
 };
@@ -28,6 +28,10 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     crate::session::refuse_plain_http(&upstream, "--upstream")?;
     let client = ClientBuilder::with_base_url(upstream)
         .timeout(args.upstream_timeout)
+        .retry_policy(RetryPolicy {
+            max_total: args.upstream_timeout.min(RetryPolicy::default().max_total),
+            ..RetryPolicy::default()
+        })
         .build()
         .map_err(|e| Failure::usage(format!("--upstream: {e}")))?;
     let tls = match (&args.tls_cert, &args.tls_key) {

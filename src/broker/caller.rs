@@ -50,7 +50,8 @@ impl Caller {
     }
 }
 
-/// 400, 401 and 403: the upstream refused the keys or the request.
+/// Any error status: a refusal of the keys or the request, or a 429 or 5xx, which the
+/// store shares with the fleet as it shares a refusal.
 fn is_refusal(status: u16) -> bool {
-    matches!(status, 400 | 401 | 403)
+    status >= 400
 }

@@ -14,13 +14,21 @@
 //! gets the real API's answer and goes nowhere. Only the four paths are served, only to the
 //! one upstream, and no redirect is followed.
 //!
+//! Serve it (alone, or nested in your own `Router`) with [`serve`], which bounds what a
+//! client can hold: a connection limit, header, body and write timeouts, a bounded
+//! graceful stop. `axum::serve` has none of those.
+//!
 //! ```no_run
-//! use vipps_access_token::{Client, Environment, broker::Broker};
+//! use vipps_access_token::{
+//!     Client, Environment,
+//!     broker::{Broker, ServeOptions, serve},
+//! };
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let broker = Broker::builder(Client::new(Environment::Test)?).build()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8479").await?;
-//! axum::serve(listener, broker.router()).await?;
+//! let stop = async { let _ = tokio::signal::ctrl_c().await; };
+//! serve(listener, broker.router(), ServeOptions::default(), stop).await?;
 //! # Ok(()) }
 //! ```
 

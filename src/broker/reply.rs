@@ -111,6 +111,15 @@ pub(super) fn failure(error: &Error) -> Response {
     {
         return passed_on(answer);
     }
+    if let Error::InvalidInput(_) = error {
+        // A value of the caller's the library would not send (a client_id with a tab, a
+        // resource that is not a URL): nothing went upstream.
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &error.to_string(),
+        );
+    }
     let status = match error {
         Error::Transport(transport) if transport.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
         Error::Shared(_) | Error::Api(_) => error

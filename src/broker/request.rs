@@ -46,11 +46,18 @@ pub(super) fn read(
     // send (not 4 to 6 digits) is ignored, as the API ignores it.
     let merchant_serial_number = text(headers, "merchant-serial-number")
         .filter(|msn| MerchantSerialNumber::new(msn).is_ok());
+    // The same for a system header the library cannot send (over 30 characters): it
+    // describes the caller, not the token, and the provider of these keys fetches for
+    // every caller with the first caller's.
     let system = SystemHeaders {
-        name: text(headers, "vipps-system-name"),
-        version: text(headers, "vipps-system-version"),
-        plugin_name: text(headers, "vipps-system-plugin-name"),
-        plugin_version: text(headers, "vipps-system-plugin-version"),
+        name: system_header(headers, "vipps-system-name", |s, v| s.name = v),
+        version: system_header(headers, "vipps-system-version", |s, v| s.version = v),
+        plugin_name: system_header(headers, "vipps-system-plugin-name", |s, v| {
+            s.plugin_name = v
+        }),
+        plugin_version: system_header(headers, "vipps-system-plugin-version", |s, v| {
+            s.plugin_version = v
+        }),
     };
     Ok(TokenRequest {
         endpoint,
@@ -176,6 +183,19 @@ fn subscription_key(headers: &HeaderMap) -> Result<String, Response> {
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?;
     (!value.trim().is_empty()).then(|| value.to_owned())
+}
+
+/// The value of system header `name`, if the library can send it: `set` puts it alone in
+/// a [`SystemHeaders`] for the library's own check.
+fn system_header(
+    headers: &HeaderMap,
+    name: &str,
+    set: impl FnOnce(&mut SystemHeaders, Option<String>),
+) -> Option<String> {
+    let value = text(headers, name)?;
+    let mut alone = SystemHeaders::default();
+    set(&mut alone, Some(value.clone()));
+    alone.validate().is_ok().then_some(value)
 }
 
 /// The value, unless it is absent or blank.

@@ -43,7 +43,9 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
-            max_connections: 1024,
+            // Below the common limit of 1024 open files, with room for the upstream's
+            // sockets and the store's files.
+            max_connections: 512,
             header_read_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(25),
