@@ -79,65 +79,16 @@ fn standard(headers: &HeaderMap) -> Result<TokenSource, Response> {
     )))
 }
 
-/// `POST /miami/v1/token` (and its announced name): OAuth 2.0 client credentials.
+/// `POST /miami/v1/token` (and its announced name): OAuth 2.0 client credentials, read
+/// with the mock's checks of the headers and the form.
 fn partner(headers: &HeaderMap, body: &[u8]) -> Result<TokenSource, Response> {
-    if headers.contains_key(SUBSCRIPTION_KEY) {
-        return Err(answers::bad_request(
-            "invalid_request",
-            "The Ocp-Apim-Subscription-Key header must not be sent to this endpoint: \
-             the partner token flow uses no subscription key.",
-        ));
-    }
-    if !is_form(headers) {
-        return Err(answers::bad_request(
-            "invalid_request",
-            "The Content-Type must be application/x-www-form-urlencoded.",
-        ));
+    if let Some(refused) = answers::partner_header_refusal(headers) {
+        return Err(refused);
     }
     let Some((client_id, client_secret)) = basic_credentials(headers) else {
-        return Err(answers::invalid_client(
-            "Client authentication failed: send Authorization: Basic \
-             base64(client_id:client_secret) with the management or accounting keys.",
-        ));
+        return Err(answers::partner_unauthenticated());
     };
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
-    let values = |name: &str| -> Vec<&str> {
-        form.iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .collect()
-    };
-    match values("grant_type").as_slice() {
-        [] => {
-            return Err(answers::bad_request(
-                "invalid_client",
-                "The request body must contain grant_type=client_credentials.",
-            ));
-        }
-        ["client_credentials"] => {}
-        [_] => {
-            return Err(answers::bad_request(
-                "unsupported_grant_type",
-                "The grant_type must be client_credentials.",
-            ));
-        }
-        _ => {
-            return Err(answers::bad_request(
-                "invalid_request",
-                "The grant_type is repeated.",
-            ));
-        }
-    }
-    let scope = match values("scope").as_slice() {
-        [] => None,
-        [scope] => Some((*scope).to_owned()),
-        _ => {
-            return Err(answers::bad_request(
-                "invalid_request",
-                "The scope is repeated.",
-            ));
-        }
-    };
+    let scope = answers::partner_form_scope(body)?;
     Ok(TokenSource::Partner {
         credentials: PartnerCredentials::new(client_id, client_secret),
         scope,
@@ -203,16 +154,6 @@ fn present(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
-/// True for `application/x-www-form-urlencoded`, with or without parameters.
-fn is_form(headers: &HeaderMap) -> bool {
-    text(headers, header::CONTENT_TYPE.as_str()).is_some_and(|value| {
-        let media_type = value.split(';').next().unwrap_or_default();
-        media_type
-            .trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    })
-}
-
 /// The id and secret of `Authorization: Basic base64(id:secret)`, as sent: the upstream
 /// gets them in the same form.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -234,38 +175,35 @@ impl TokenRequest {
     /// merchant, and the scope or resource. Hashed, never kept.
     pub(super) fn identity(&self) -> [&str; 7] {
         let msn = self.merchant_serial_number.as_deref().unwrap_or_default();
+        let (client_id, client_secret, subscription_key) = match &self.source {
+            TokenSource::Standard(credentials) | TokenSource::Legacy { credentials, .. } => (
+                credentials.client_id.as_str(),
+                credentials.client_secret.expose_secret(),
+                credentials.subscription_key.expose_secret(),
+            ),
+            TokenSource::Partner { credentials, .. } => (
+                credentials.client_id.as_str(),
+                credentials.client_secret.expose_secret(),
+                "",
+            ),
+        };
+        let scope = match &self.source {
+            TokenSource::Partner { scope, .. } => scope.as_deref().unwrap_or_default(),
+            _ => "",
+        };
+        let resource = match &self.source {
+            TokenSource::Legacy { resource, .. } => resource.as_str(),
+            _ => "",
+        };
         let path = self.endpoint.path();
-        match &self.source {
-            TokenSource::Standard(credentials) => [
-                path,
-                credentials.client_id.as_str(),
-                credentials.client_secret.expose_secret(),
-                credentials.subscription_key.expose_secret(),
-                msn,
-                "",
-                "",
-            ],
-            TokenSource::Legacy {
-                credentials,
-                resource,
-            } => [
-                path,
-                credentials.client_id.as_str(),
-                credentials.client_secret.expose_secret(),
-                credentials.subscription_key.expose_secret(),
-                msn,
-                "",
-                resource.as_str(),
-            ],
-            TokenSource::Partner { credentials, scope } => [
-                path,
-                credentials.client_id.as_str(),
-                credentials.client_secret.expose_secret(),
-                "",
-                msn,
-                scope.as_deref().unwrap_or_default(),
-                "",
-            ],
-        }
+        [
+            path,
+            client_id,
+            client_secret,
+            subscription_key,
+            msn,
+            scope,
+            resource,
+        ]
     }
 }

@@ -5,5 +5,8 @@ pub(crate) use super::{
     azure::{malformed_body, missing_parameter, missing_secret},
     endpoint::Endpoint,
     gateway::{missing_subscription_key, not_found},
-    oauth::{bad_request, invalid_client},
+    partner::{
+        form_scope as partner_form_scope, header_refusal as partner_header_refusal,
+        unauthenticated as partner_unauthenticated,
+    },
 };

@@ -23,25 +23,49 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The answer to a partner token request.
 pub(super) fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    if let Some(refused) = header_refusal(headers) {
+        return refused;
+    }
+    let Some(client_id) = basic_client(shared, headers) else {
+        return unauthenticated();
+    };
+    match form_scope(body) {
+        Ok(scope) => tokens::partner(shared, &client_id, scope.as_deref()),
+        Err(refused) => refused,
+    }
+}
+
+/// The answer to a request with a subscription key, or not a form: checked before the
+/// credentials.
+pub(crate) fn header_refusal(headers: &HeaderMap) -> Option<Response> {
     if headers.contains_key(SUBSCRIPTION_KEY_HEADER) {
-        return oauth::bad_request(
+        return Some(oauth::bad_request(
             "invalid_request",
             "The Ocp-Apim-Subscription-Key header must not be sent to this endpoint: \
              the partner token flow uses no subscription key.",
-        );
+        ));
     }
     if !is_form(headers) {
-        return oauth::bad_request(
+        return Some(oauth::bad_request(
             "invalid_request",
             "The Content-Type must be application/x-www-form-urlencoded.",
-        );
+        ));
     }
-    let Some(client_id) = basic_client(shared, headers) else {
-        return oauth::invalid_client(
-            "Client authentication failed: send Authorization: Basic \
-             base64(client_id:client_secret) with the management or accounting keys.",
-        );
-    };
+    None
+}
+
+/// The answer to credentials that are missing, malformed or wrong.
+pub(crate) fn unauthenticated() -> Response {
+    oauth::invalid_client(
+        "Client authentication failed: send Authorization: Basic \
+         base64(client_id:client_secret) with the management or accounting keys.",
+    )
+}
+
+/// The form's `scope`, if any, once `grant_type` is `client_credentials`; else the answer.
+// A refusal is an answer sent at once: boxing it gains nothing.
+#[allow(clippy::result_large_err)]
+pub(crate) fn form_scope(body: &[u8]) -> Result<Option<String>, Response> {
     let form: Vec<(Cow<'_, str>, Cow<'_, str>)> = url::form_urlencoded::parse(body).collect();
     let values = |name: &str| -> Vec<&str> {
         form.iter()
@@ -52,26 +76,32 @@ pub(super) fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Respo
     match values("grant_type").as_slice() {
         // The docs: leave out grant_type "or you'll get an invalid_client error".
         [] => {
-            return oauth::bad_request(
+            return Err(oauth::bad_request(
                 "invalid_client",
                 "The request body must contain grant_type=client_credentials.",
-            );
+            ));
         }
         ["client_credentials"] => {}
         [_] => {
-            return oauth::bad_request(
+            return Err(oauth::bad_request(
                 "unsupported_grant_type",
                 "The grant_type must be client_credentials.",
-            );
+            ));
         }
         _ => {
-            return oauth::bad_request("invalid_request", "The grant_type is repeated.");
+            return Err(oauth::bad_request(
+                "invalid_request",
+                "The grant_type is repeated.",
+            ));
         }
     }
     match values("scope").as_slice() {
-        [] => tokens::partner(shared, &client_id, None),
-        [scope] => tokens::partner(shared, &client_id, Some(scope)),
-        _ => oauth::bad_request("invalid_request", "The scope is repeated."),
+        [] => Ok(None),
+        [scope] => Ok(Some((*scope).to_owned())),
+        _ => Err(oauth::bad_request(
+            "invalid_request",
+            "The scope is repeated.",
+        )),
     }
 }
 
