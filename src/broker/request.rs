@@ -5,11 +5,7 @@
 // A refusal is an answer sent at once, never kept or passed far: boxing it gains nothing.
 #![allow(clippy::result_large_err)]
 
-use axum::{
-    http::{HeaderMap, header},
-    response::Response,
-};
-use base64::{Engine, engine::general_purpose::STANDARD};
+use axum::{http::HeaderMap, response::Response};
 use serde::Deserialize;
 
 use crate::{
@@ -154,17 +150,11 @@ fn present(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
-/// The id and secret of `Authorization: Basic base64(id:secret)`, as sent: the upstream
-/// gets them in the same form.
+/// The id and secret of `Authorization: Basic base64(id:secret)`, as sent (the upstream
+/// gets them in the same form), when neither is empty.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = text(headers, header::AUTHORIZATION.as_str())?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    (!id.is_empty() && !secret.is_empty()).then(|| (id.to_owned(), secret.to_owned()))
+    let (id, secret) = answers::partner_basic_pair(headers)?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
 }
 
 impl TokenRequest {

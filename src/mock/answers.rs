@@ -6,7 +6,7 @@ pub(crate) use super::{
     endpoint::Endpoint,
     gateway::{missing_subscription_key, not_found},
     partner::{
-        form_scope as partner_form_scope, header_refusal as partner_header_refusal,
-        unauthenticated as partner_unauthenticated,
+        basic_pair as partner_basic_pair, form_scope as partner_form_scope,
+        header_refusal as partner_header_refusal, unauthenticated as partner_unauthenticated,
     },
 };

@@ -117,6 +117,20 @@ fn is_form(headers: &HeaderMap) -> bool {
 /// The `client_id` of valid Basic credentials. RFC 6749 form-encodes both parts before
 /// Base64; the docs do not. Either is accepted.
 fn basic_client(shared: &Shared, headers: &HeaderMap) -> Option<String> {
+    let (id, secret) = basic_pair(headers)?;
+    let keys = &shared.keys;
+    let matches = |id: &str, secret: &str| {
+        id == keys.client_id.as_str() && keys_match(secret, keys.client_secret.expose_secret())
+    };
+    if matches(&id, &secret) || matches(&form_decoded(&id), &form_decoded(&secret)) {
+        Some(keys.client_id.as_str().to_owned())
+    } else {
+        None
+    }
+}
+
+/// The id and secret of `Authorization: Basic base64(id:secret)`, as sent.
+pub(crate) fn basic_pair(headers: &HeaderMap) -> Option<(String, String)> {
     let value = header(headers, header::AUTHORIZATION.as_str())?;
     let (scheme, credentials) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -124,15 +138,7 @@ fn basic_client(shared: &Shared, headers: &HeaderMap) -> Option<String> {
     }
     let decoded = String::from_utf8(STANDARD.decode(credentials.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let keys = &shared.keys;
-    let matches = |id: &str, secret: &str| {
-        id == keys.client_id.as_str() && keys_match(secret, keys.client_secret.expose_secret())
-    };
-    if matches(id, secret) || matches(&form_decoded(id), &form_decoded(secret)) {
-        Some(keys.client_id.as_str().to_owned())
-    } else {
-        None
-    }
+    Some((id.to_owned(), secret.to_owned()))
 }
 
 fn form_decoded(text: &str) -> String {
