@@ -29,29 +29,17 @@ impl Caller {
         }
     }
 
-    /// The answer to `error`: the upstream's own answer when there is one (kept when it
-    /// is a refusal), the kept refusal when the store shares its status, else a JSON error.
+    /// The answer to `error`: the upstream's own answer when there is one (and kept: a
+    /// refusal, a 429, a 5xx), the kept one when the store shares its status, else JSON.
     pub(super) fn answer_failure(&self, error: &Error) -> Response {
-        match error {
-            Error::Api(api) => {
-                if let Some(answer) = api.answer().filter(|a| is_refusal(a.status())) {
-                    *lock(&self.refusal) = Some(answer.clone());
-                }
+        if let Some(answer) = reply::upstream_answer(error) {
+            *lock(&self.refusal) = Some(answer.clone());
+        } else if let Error::Shared(_) = error {
+            let kept = lock(&self.refusal).clone();
+            if let Some(answer) = kept.filter(|a| error.status() == Some(a.status())) {
+                return reply::passed_on(&answer);
             }
-            Error::Shared(_) => {
-                let kept = lock(&self.refusal).clone();
-                if let Some(answer) = kept.filter(|a| error.status() == Some(a.status())) {
-                    return reply::passed_on(&answer);
-                }
-            }
-            _ => {}
         }
         reply::failure(error)
     }
-}
-
-/// Any error status: a refusal of the keys or the request, or a 429 or 5xx, which the
-/// store shares with the fleet as it shares a refusal.
-fn is_refusal(status: u16) -> bool {
-    status >= 400
 }

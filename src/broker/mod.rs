@@ -353,17 +353,13 @@ async fn metrics(State(broker): State<Broker>) -> Response {
             );
             response
         }
-        None => not_found_answer(),
+        None => answers::not_found(),
     }
 }
 
 /// Anything else: the gateway's JSON 404.
 async fn not_found() -> Response {
-    counted("other", "not_found", not_found_answer())
-}
-
-fn not_found_answer() -> Response {
-    answers::not_found()
+    counted("other", "not_found", answers::not_found())
 }
 
 /// Refuses a request target in absolute form (`POST http://elsewhere/...`) or authority

@@ -106,9 +106,7 @@ fn synthesised(token: &AccessToken, left: u64) -> String {
 /// The answer to a request whose token could not be had: the upstream's own answer when
 /// there was one (a refusal, a 429, a 5xx), byte for byte; otherwise a JSON error.
 pub(super) fn failure(error: &Error) -> Response {
-    if let Error::Api(api) = error
-        && let Some(answer) = api.answer().filter(|answer| answer.status() >= 400)
-    {
+    if let Some(answer) = upstream_answer(error) {
         return passed_on(answer);
     }
     if let Error::InvalidInput(_) = error {
@@ -130,6 +128,15 @@ pub(super) fn failure(error: &Error) -> Response {
         _ => StatusCode::BAD_GATEWAY,
     };
     error_json(status, "upstream_failed", &error.to_string())
+}
+
+/// The upstream's own answer in `error`, when it is one to pass on: an error status (a
+/// refusal, a 429, a 5xx), not a redirect.
+pub(super) fn upstream_answer(error: &Error) -> Option<&UpstreamAnswer> {
+    match error {
+        Error::Api(api) => api.answer().filter(|answer| answer.status() >= 400),
+        _ => None,
+    }
 }
 
 /// An upstream answer passed on as it was sent.
